@@ -1,0 +1,1 @@
+"""Spatial-bias analyses: padding audit, activation maps, kernels, foveation."""

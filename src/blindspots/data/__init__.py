@@ -1,0 +1,1 @@
+"""Dataset download, ingestion, synthetic scenes and prepared records."""

@@ -1,0 +1,1 @@
+"""Detection metrics: AP, mAP, weighted mAP and COCO metrics."""

@@ -1,0 +1,1 @@
+"""Padding, MobileNet v1 backbone, SSD head, anchors and losses."""

@@ -1,0 +1,1 @@
+"""Thin stage entry points that read params, call library code and write outputs."""

@@ -1,0 +1,1 @@
+"""Shift sweeps that measure detection rate by position."""

@@ -1,0 +1,1 @@
+"""Input pipeline and training loop."""
