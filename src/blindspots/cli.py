@@ -37,7 +37,8 @@ TOOLS: dict[str, tuple[str, str]] = {
 }
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """Build the parser, importing only the selected subcommand's module."""
     parser = argparse.ArgumentParser(
         prog="blindspots",
         description="Replicate 'Mind the Pad - CNNs Can Develop Blind Spots' (Alsallakh et al., ICLR 2021).",
@@ -54,10 +55,10 @@ def _build_parser() -> argparse.ArgumentParser:
                 metavar="KEY=VALUE",
                 help="Hydra-style overrides applied after params.yaml, e.g. train.steps=50",
             )
-        module = _stage_module(module_name)
-        add_arguments = getattr(module, "add_arguments", None)
-        if add_arguments is not None:
-            add_arguments(sub)
+        if name == selected:
+            add_arguments = getattr(_stage_module(module_name), "add_arguments", None)
+            if add_arguments is not None:
+                add_arguments(sub)
         sub.set_defaults(module_name=module_name)
     return parser
 
@@ -67,7 +68,9 @@ def _stage_module(module_name: str):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = next((arg for arg in argv if arg in STAGES or arg in TOOLS), None)
+    parser = _build_parser(selected)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     module = _stage_module(args.module_name)

@@ -1,0 +1,251 @@
+"""Training loop for one (variant, seed) run, resumable from checkpoints.
+
+The train step is a `tf.function` run under the `tf.distribute` strategy
+named in `train.strategy`. Checkpoints hold the model, the optimizer, the
+step and the input iterator, so an interrupted run continues exactly where
+it stopped. A checkpoint written under a different config is not resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from tqdm import tqdm
+
+from blindspots.modeling import anchors as anchor_lib
+from blindspots.modeling import mobilenet_v1, ssd
+from blindspots.modeling.losses import DetectionLoss
+from blindspots.modeling.targets import AnchorLabeler
+from blindspots.training import input_pipeline
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    model: tf_keras.Model
+    steps: int
+    resumed_from: int
+    final_loss: float
+    seconds: float
+    images_per_second: float
+
+
+def config_fingerprint(data: dict[str, Any]) -> str:
+    """SHA-256 of a JSON-serialisable config, used to match checkpoints to runs."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def make_strategy(train_cfg: Any) -> tf.distribute.Strategy:
+    """Return the tf.distribute strategy named in `train.strategy`.
+
+    On a CPU-only host, `train.cpu_devices` > 1 splits the CPU into that many
+    logical devices first, so `mirrored` can be exercised without GPUs.
+    """
+    name = train_cfg.strategy
+    if int(train_cfg.cpu_devices) > 1 and not tf.config.list_physical_devices("GPU"):
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * int(train_cfg.cpu_devices)
+            )
+        except RuntimeError:
+            logger.warning("TensorFlow is already initialised; keeping its %d logical CPU devices", len(tf.config.list_logical_devices("CPU")))
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        device = "/gpu:0" if tf.config.list_physical_devices("GPU") else "/cpu:0"
+        return tf.distribute.OneDeviceStrategy(device)
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+            d.name for d in tf.config.list_logical_devices("CPU")
+        ]
+        return tf.distribute.MirroredStrategy(devices)
+    raise ValueError(f"train.strategy: unknown strategy '{name}'")
+
+
+def make_learning_rate(train_cfg: Any) -> tf_keras.optimizers.schedules.LearningRateSchedule | float:
+    """Build the schedule of `train.schedule`, with linear warm-up for cosine."""
+    rate = float(train_cfg.learning_rate)
+    steps = int(train_cfg.steps)
+    warmup = min(int(train_cfg.warmup_steps), steps - 1)
+    if train_cfg.schedule == "constant":
+        return rate
+    if train_cfg.schedule == "cosine":
+        if warmup > 0:
+            return tf_keras.optimizers.schedules.CosineDecay(
+                rate * 0.1, steps - warmup, warmup_target=rate, warmup_steps=warmup
+            )
+        return tf_keras.optimizers.schedules.CosineDecay(rate, steps)
+    boundaries = [int(b) for b in train_cfg.boundaries]
+    values = [rate * float(train_cfg.decay_factor) ** i for i in range(len(boundaries) + 1)]
+    return tf_keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def make_optimizer(train_cfg: Any) -> tf_keras.optimizers.Optimizer:
+    rate = make_learning_rate(train_cfg)
+    name = train_cfg.optimizer
+    if name == "adam":
+        return tf_keras.optimizers.Adam(rate)
+    if name == "sgd":
+        return tf_keras.optimizers.SGD(rate)
+    if name == "momentum":
+        return tf_keras.optimizers.SGD(rate, momentum=float(train_cfg.momentum))
+    if name == "rmsprop":
+        return tf_keras.optimizers.RMSprop(rate, momentum=float(train_cfg.momentum), epsilon=1.0)
+    raise ValueError(f"train.optimizer: unknown optimizer '{name}'")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make TensorFlow ops deterministic."""
+    tf_keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+class Trainer:
+    """Train one run. `records` yields decoded examples of the train split."""
+
+    def __init__(
+        self,
+        model_cfg: Any,
+        train_cfg: Any,
+        num_classes: int,
+        seed: int,
+        checkpoint_dir: Path,
+        fingerprint: str,
+    ) -> None:
+        self.model_cfg = model_cfg
+        self.train_cfg = train_cfg
+        self.num_classes = num_classes
+        self.seed = seed
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.fingerprint = fingerprint
+        self.input_size = (int(model_cfg.input_size[0]), int(model_cfg.input_size[1]))
+        self.strategy = make_strategy(train_cfg)
+        anchors = anchor_lib.generate_anchors(self.input_size, model_cfg)
+        self.labeler = AnchorLabeler(anchors, num_classes, float(model_cfg.match_iou))
+        with self.strategy.scope():
+            self.model = ssd.build_ssd(model_cfg, num_classes)
+            if model_cfg.init_weights:
+                mobilenet_v1.load_pretrained(self.model, model_cfg.init_weights)
+            self.optimizer = make_optimizer(train_cfg)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.loss_fn = DetectionLoss(model_cfg)
+
+    def _dataset(self, records: tf.data.Dataset) -> tf.data.Dataset:
+        return input_pipeline.build_dataset(
+            records,
+            self.labeler,
+            self.input_size,
+            int(self.train_cfg.batch_size),
+            self.seed,
+            augment_cfg=self.train_cfg.augment,
+            shuffle_buffer=int(self.train_cfg.shuffle_buffer),
+        )
+
+    def _checkpoint_manager(self, iterator: Any) -> tf.train.CheckpointManager:
+        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, iterator=iterator)
+        return tf.train.CheckpointManager(checkpoint, str(self.checkpoint_dir), max_to_keep=2)
+
+    def _restore(self, manager: tf.train.CheckpointManager) -> int:
+        fingerprint_file = self.checkpoint_dir / "fingerprint.txt"
+        if manager.latest_checkpoint is None:
+            return 0
+        if not fingerprint_file.is_file() or fingerprint_file.read_text().strip() != self.fingerprint:
+            logger.warning("checkpoints in %s were written under another config; starting from step 0", self.checkpoint_dir)
+            for path in self.checkpoint_dir.glob("ckpt-*"):
+                path.unlink()
+            (self.checkpoint_dir / "checkpoint").unlink(missing_ok=True)
+            return 0
+        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        step = int(self.step.numpy())
+        logger.info("resumed from %s at step %d", manager.latest_checkpoint, step)
+        return step
+
+    def _train_step_fn(self):
+        model, optimizer, loss_fn = self.model, self.optimizer, self.loss_fn
+        replicas = self.strategy.num_replicas_in_sync
+
+        def replica_step(images: tf.Tensor, targets: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            with tf.GradientTape() as tape:
+                outputs = model(images, training=True)
+                loss, parts = loss_fn(outputs, targets)
+                regularisation = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
+                total = loss + regularisation
+                scaled = total / replicas
+            gradients = tape.gradient(scaled, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            return total, parts["class"], parts["box"]
+
+        if self.train_cfg.jit_compile:
+            # XLA cannot compile the iterator read, so only the replica step is fused.
+            replica_step = tf.function(replica_step, jit_compile=True)
+
+        @tf.function
+        def step_fn(iterator: Any) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            images, targets = next(iterator)
+            results = self.strategy.run(replica_step, args=(images, targets))
+            return tuple(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None) for value in results)
+
+        return step_fn
+
+    def fit(self, records: tf.data.Dataset, live: Any = None, summary_dir: Path | None = None) -> TrainResult:
+        """Run the loop to `train.steps`, checkpointing every `train.checkpoint_every`."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        dataset = self.strategy.experimental_distribute_dataset(self._dataset(records))
+        iterator = iter(dataset)
+        manager = self._checkpoint_manager(iterator)
+        start_step = self._restore(manager)
+        (self.checkpoint_dir / "fingerprint.txt").write_text(self.fingerprint + "\n")
+        total_steps = int(self.train_cfg.steps)
+        step_fn = self._train_step_fn()
+        writer = tf.summary.create_file_writer(str(summary_dir)) if summary_dir else None
+        log_every = max(1, int(self.train_cfg.log_every))
+        checkpoint_every = int(self.train_cfg.checkpoint_every)
+
+        losses: list[float] = []
+        started = time.perf_counter()
+        progress = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+        for step in range(start_step + 1, total_steps + 1):
+            total, class_loss, box_loss = step_fn(iterator)
+            self.step.assign(step)
+            value = float(total.numpy())
+            if not np.isfinite(value):
+                raise FloatingPointError(f"loss became {value} at step {step}; lower train.learning_rate")
+            losses.append(value)
+            progress.update(1)
+            if step % log_every == 0 or step == total_steps:
+                progress.set_postfix(loss=f"{value:.3f}")
+                self._log(step, value, float(class_loss.numpy()), float(box_loss.numpy()), live, writer)
+            if step % checkpoint_every == 0 or step == total_steps:
+                manager.save(checkpoint_number=step)
+        progress.close()
+        seconds = time.perf_counter() - started
+        steps_run = total_steps - start_step
+        rate = steps_run * int(self.train_cfg.batch_size) / seconds if steps_run and seconds > 0 else 0.0
+        final = float(np.mean(losses[-log_every:])) if losses else float("nan")
+        logger.info("trained %d steps (from %d) in %.1f s, %.1f images/s, final loss %.4f", steps_run, start_step, seconds, rate, final)
+        return TrainResult(self.model, total_steps, start_step, final, seconds, rate)
+
+    def _log(self, step: int, total: float, class_loss: float, box_loss: float, live: Any, writer: Any) -> None:
+        learning_rate = float(tf_keras.backend.get_value(self.optimizer.learning_rate))
+        values = {"loss": total, "class_loss": class_loss, "box_loss": box_loss, "learning_rate": learning_rate}
+        if live is not None:
+            live.step = step
+            for name, value in values.items():
+                live.log_metric(f"train/{name}", value)
+            live.next_step()
+        if writer is not None:
+            with writer.as_default(step=step):
+                for name, value in values.items():
+                    tf.summary.scalar(f"train/{name}", value)
+        logger.debug("step %d: %s", step, values)
