@@ -80,9 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             module.run(config, args)
         else:
             module.run(args)
-    except ConfigError as error:
+    except (ConfigError, FileNotFoundError) as error:
         logger.error("%s", error)
         return 2
+    except ValueError as error:
+        # The project's input errors (DatasetError, GeometryError, AuditError)
+        # derive from ValueError and carry a message that names the fix.
+        logger.error("%s: %s", type(error).__name__, error)
+        return 1
     return 0
 
 

@@ -54,12 +54,14 @@ def run(config: Any, args: argparse.Namespace) -> None:
         trainer = Trainer(
             resolved.model, config.train, len(class_names), args.seed, work / "checkpoints", config_fingerprint(run_config)
         )
+        records = read_dataset(pattern)
+        start_step = trainer.restore(records)
         live_dir = work / "dvclive"
-        resumed = (work / "checkpoints" / "checkpoint").is_file()
-        if not resumed:
+        if start_step == 0:
             shutil.rmtree(live_dir, ignore_errors=True)
-        with Live(str(live_dir), resume=resumed, save_dvc_exp=False, dvcyaml=None, report=None) as live:
-            result = trainer.fit(read_dataset(pattern), live=live, summary_dir=work / "tensorboard")
+            shutil.rmtree(work / "tensorboard", ignore_errors=True)
+        with Live(str(live_dir), resume=start_step > 0, save_dvc_exp=False, dvcyaml=None, report=None) as live:
+            result = trainer.fit(records, live=live, summary_dir=work / "tensorboard")
 
         out = paths.model_dir(args.variant, args.seed)
         with runinfo.atomic_path(out) as temp:

@@ -131,6 +131,7 @@ class Trainer:
         self.fingerprint = fingerprint
         self.input_size = (int(model_cfg.input_size[0]), int(model_cfg.input_size[1]))
         self.strategy = make_strategy(train_cfg)
+        logger.info("strategy %s, replicas: %d", type(self.strategy).__name__, self.strategy.num_replicas_in_sync)
         anchors = anchor_lib.generate_anchors(self.input_size, model_cfg)
         self.labeler = AnchorLabeler(anchors, num_classes, float(model_cfg.match_iou))
         with self.strategy.scope():
@@ -140,6 +141,9 @@ class Trainer:
             self.optimizer = make_optimizer(train_cfg)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.loss_fn = DetectionLoss(model_cfg)
+        self._iterator: Any = None
+        self._replay_on_resume = False
+        self._manager: tf.train.CheckpointManager | None = None
 
     def _dataset(self, records: tf.data.Dataset) -> tf.data.Dataset:
         return input_pipeline.build_dataset(
@@ -153,7 +157,15 @@ class Trainer:
         )
 
     def _checkpoint_manager(self, iterator: Any) -> tf.train.CheckpointManager:
-        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, iterator=iterator)
+        try:
+            checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, iterator=iterator)
+            self._replay_on_resume = False
+        except ValueError:
+            # A multi-replica DistributedIterator cannot be checkpointed. The
+            # input stream is seeded, so a resumed run replays it up to the
+            # restored step instead.
+            checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+            self._replay_on_resume = True
         return tf.train.CheckpointManager(checkpoint, str(self.checkpoint_dir), max_to_keep=2)
 
     def _restore(self, manager: tf.train.CheckpointManager) -> int:
@@ -169,6 +181,10 @@ class Trainer:
         manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         step = int(self.step.numpy())
         logger.info("resumed from %s at step %d", manager.latest_checkpoint, step)
+        if self._replay_on_resume:
+            logger.info("replaying %d input batches to reach the restored position", step)
+            for _ in range(step):
+                next(self._iterator)
         return step
 
     def _train_step_fn(self):
@@ -198,14 +214,28 @@ class Trainer:
 
         return step_fn
 
-    def fit(self, records: tf.data.Dataset, live: Any = None, summary_dir: Path | None = None) -> TrainResult:
-        """Run the loop to `train.steps`, checkpointing every `train.checkpoint_every`."""
+    def restore(self, records: tf.data.Dataset) -> int:
+        """Build the input iterator and restore the latest matching checkpoint.
+
+        Returns the step to continue from (0 for a fresh run).
+        """
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         dataset = self.strategy.experimental_distribute_dataset(self._dataset(records))
-        iterator = iter(dataset)
-        manager = self._checkpoint_manager(iterator)
-        start_step = self._restore(manager)
+        self._iterator = iter(dataset)
+        self._manager = self._checkpoint_manager(self._iterator)
+        start_step = self._restore(self._manager)
         (self.checkpoint_dir / "fingerprint.txt").write_text(self.fingerprint + "\n")
+        return start_step
+
+    def fit(self, records: tf.data.Dataset, live: Any = None, summary_dir: Path | None = None) -> TrainResult:
+        """Run the loop to `train.steps`, checkpointing every `train.checkpoint_every`.
+
+        Calls `restore` first unless the caller already did.
+        """
+        if self._manager is None:
+            self.restore(records)
+        iterator, manager = self._iterator, self._manager
+        start_step = int(self.step.numpy())
         total_steps = int(self.train_cfg.steps)
         step_fn = self._train_step_fn()
         writer = tf.summary.create_file_writer(str(summary_dir)) if summary_dir else None
