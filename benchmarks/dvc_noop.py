@@ -40,7 +40,11 @@ def command_task(workspace: Workspace, command: list[str], outputs: list[str]) -
 
 
 def measure(workspace: Workspace, budget: Budget, origin: str) -> Section:
-    """Time the no-op commands in `workspace`, where `origin` is a sentence naming the full pipeline run that made it clean."""
+    """Time the no-op commands in `workspace`.
+
+    `origin` is a sentence for results.md naming the full pipeline run that
+    left the workspace up to date.
+    """
     section = new_section(6)
     outputs: dict[str, list[str]] = {name: [] for name in COMMANDS}
     tasks = {name: command_task(workspace, command, outputs[name]) for name, command in COMMANDS.items()}
@@ -48,12 +52,17 @@ def measure(workspace: Workspace, budget: Budget, origin: str) -> Section:
 
     stale = [name for name in JUDGED if not all(UP_TO_DATE in text for text in outputs[name])]
     rows = [
-        [f"`{' '.join(COMMANDS[name])}`", f"{timing.median_seconds:.2f}", spread(timing.seconds), "yes" if name in JUDGED else "context"]
+        [
+            f"`{' '.join(COMMANDS[name])}`",
+            f"{timing.median_seconds:.2f}",
+            spread(timing.seconds),
+            "yes" if name in JUDGED else "context",
+        ]
         for name, timing in timings.items()
     ]
     section.method = [
-        f"{origin} Then each command ran once untimed and {plural(budget.dvc_repeats, 'time')} timed, in rounds. Every run of the "
-        "judged commands must report that data and pipelines are up to date.",
+        f"{origin} Then each command ran once untimed and {plural(budget.dvc_repeats, 'time')} timed, in rounds. "
+        "Every run of the judged commands must report that data and pipelines are up to date.",
     ]
     section.tables.append(Table(["command", "median (s)", "range (s)", "judged"], rows))
     worst = max(JUDGED, key=lambda name: timings[name].median_seconds)
@@ -61,7 +70,9 @@ def measure(workspace: Workspace, budget: Budget, origin: str) -> Section:
     if stale:
         section.verdict = NOT_MEASURED
         sample = outputs[stale[0]][-1][-1500:]
-        section.notes.append(f"{', '.join(stale)} did not report '{UP_TO_DATE}', so the pipeline was not clean:\n\n```\n{sample}\n```")
+        section.notes.append(
+            f"{', '.join(stale)} did not report '{UP_TO_DATE}', so the pipeline was not clean:\n\n```\n{sample}\n```"
+        )
         return section
     section.verdict = MET if timings[worst].median_seconds <= MAX_SECONDS else MISSED
     if section.verdict == MISSED:
@@ -79,5 +90,6 @@ def measure(workspace: Workspace, budget: Budget, origin: str) -> Section:
                 f"`{sys.executable} -m cProfile -m {' '.join(COMMANDS[worst])}` in the workspace.",
             )
         )
-        section.profiles.append(Profile(f"`{worst}` under cProfile, by own time", profiles.function_table(stats, "tottime", top=10)))
+        by_own_time = profiles.function_table(stats, "tottime", top=10)
+        section.profiles.append(Profile(f"`{worst}` under cProfile, by own time", by_own_time))
     return section

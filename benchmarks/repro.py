@@ -148,6 +148,23 @@ def stage_table(usage: TreeUsage) -> Table:
     return Table(["command", "seconds alive (+-0.5)", "peak RSS (GiB)"], rows)
 
 
+def stage_summary_table(usage: TreeUsage, wall_seconds: float) -> Table:
+    """Sum the lifetimes of the stage processes by subcommand (train, sweep, ...), largest first."""
+    totals: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for entry in usage.commands.values():
+        words = entry.command.split()
+        if words[0] != "blindspots" or len(words) < 2:
+            continue
+        totals[words[1]] = totals.get(words[1], 0.0) + entry.last_seen - entry.first_seen
+        counts[words[1]] = counts.get(words[1], 0) + 1
+    rows = [
+        [f"`blindspots {name}`", str(counts[name]), f"{seconds / 60:.1f}", f"{100.0 * seconds / wall_seconds:.0f}%"]
+        for name, seconds in sorted(totals.items(), key=lambda item: item[1], reverse=True)
+    ]
+    return Table(["stage command", "processes", "minutes", "share of wall time"], rows)
+
+
 def measure(workspace: Workspace, budget: Budget, tiny: bool) -> tuple[Section, bool]:
     """Run and judge `make repro`; return the section and whether the pipeline completed."""
     section = new_section(7)
@@ -165,11 +182,13 @@ def measure(workspace: Workspace, budget: Budget, tiny: bool) -> tuple[Section, 
     section.method = [
         f"`{' '.join(MAKE_COMMAND)}` in a fresh copy of the repository with an empty DVC cache"
         + (" and the tiny params (preset tiny, first variant only)" if tiny else ", with the repository's params.yaml")
-        + f", under `{GNU_TIME} -v` with the process tree polled by psutil. Output: {log_path}.",
+        + f", under `{GNU_TIME} -v` with the process tree polled by psutil.",
     ]
     section.tables.append(Table(["figure", "measured", "target"], rows))
+    caption = "Lifetimes of the stage processes from the poller, summed by stage command."
+    section.profiles.append(Profile("time by stage command", stage_summary_table(usage, seconds), caption))
     caption = "Lifetime and peak RSS of each stage process, from the poller."
-    section.profiles.append(Profile("time and memory by command", stage_table(usage), caption))
+    section.profiles.append(Profile("time and memory by process", stage_table(usage), caption))
 
     if code not in (0, None):
         section.verdict = NOT_MEASURED

@@ -739,3 +739,22 @@ def write_audit(table: pd.DataFrame, out_dir: Path | str, title: str, recommenda
 
 def network_title(input_size: Sequence[int], mode: str, alignment: str) -> str:
     return f"Padding audit: SSD MobileNet v1, input {input_size[0]}x{input_size[1]} px, padding {mode}, alignment {alignment}"
+
+
+BACKBONE_LAST_LAYER = "Conv2d_13_pointwise"
+
+
+def audit_reference_network(input_size: tuple[int, int], mode: str, alignment: str) -> tuple[pd.DataFrame, str, list[str]]:
+    """Audit the project network and recommend even sizes for the whole network and for the backbone.
+
+    Returns (table, title, recommendation sentences).
+    """
+    table = audit_network(input_size, mode, alignment)
+    recommendations = [
+        describe_even_sizes(nearest_even_sizes_network(input_size, mode, alignment)),
+        describe_even_sizes(
+            nearest_even_sizes_network(input_size, mode, alignment, last_layer=BACKBONE_LAST_LAYER),
+            scope=f"the backbone (through {BACKBONE_LAST_LAYER})",
+        ),
+    ]
+    return table, network_title(input_size, mode, alignment), recommendations

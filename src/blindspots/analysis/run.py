@@ -47,7 +47,6 @@ SCENES = 4
 # Name prefix of the SSD box and class predictor layers (`ssd.build_ssd`).
 PREDICTOR_PREFIX = "BoxPredictor_"
 # Last backbone layer, for the backbone-only input size recommendation.
-BACKBONE_LAST_LAYER = "Conv2d_13_pointwise"
 
 
 def analyze_model(
@@ -114,15 +113,8 @@ def write_padding_audit(out_dir: Path, input_size: tuple[int, int], mode: str, a
     """Write padding_audit.csv and .md with the nearest evenly padding input sizes, and return the table."""
     from blindspots.analysis import padding_audit
 
-    table = padding_audit.audit_network(input_size, mode, alignment)
-    recommendations = [
-        padding_audit.describe_even_sizes(padding_audit.nearest_even_sizes_network(input_size, mode, alignment)),
-        padding_audit.describe_even_sizes(
-            padding_audit.nearest_even_sizes_network(input_size, mode, alignment, last_layer=BACKBONE_LAST_LAYER),
-            scope=f"the backbone (through {BACKBONE_LAST_LAYER})",
-        ),
-    ]
-    padding_audit.write_audit(table, out_dir, padding_audit.network_title(input_size, mode, alignment), recommendations)
+    table, title, recommendations = padding_audit.audit_reference_network(input_size, mode, alignment)
+    padding_audit.write_audit(table, out_dir, title, recommendations)
     logger.info("padding audit: %d of %d layers pad unevenly", len(padding_audit.uneven_layers(table)), len(table))
     return table
 

@@ -3,7 +3,7 @@
 Every key a user can set is a field here, with its default and the reason
 for it. `blindspots.config.loader` composes these defaults with a preset
 from `conf/presets/` and with `params.yaml`, then validates the result.
-Sizes are in pixels and given as (height, width) unless a field says
+Sizes are in pixels and given as (height, width) unless a field states
 otherwise.
 """
 
@@ -67,7 +67,7 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    """Where the scenes come from and where raw files go."""
+    """Source and location of the raw scenes."""
 
     source: str = "synthetic"
     # Dataset root: train.yaml, test.yaml, additional_train.yaml and rgb/ live here.

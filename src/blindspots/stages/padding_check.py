@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # The last backbone layer. Layers after it are the SSD extra layers.
-BACKBONE_LAST_LAYER = "Conv2d_13_pointwise"
 
 
 def parse_input_size(text: str) -> tuple[int, int]:
@@ -80,15 +79,7 @@ def run(args: argparse.Namespace) -> None:
 def _audit_reference(input_size: tuple[int, int], mode: str, alignment: str) -> tuple[pd.DataFrame, str, list[str]]:
     from blindspots.analysis import padding_audit
 
-    table = padding_audit.audit_network(input_size, mode, alignment)
-    recommendations = [
-        padding_audit.describe_even_sizes(padding_audit.nearest_even_sizes_network(input_size, mode, alignment)),
-        padding_audit.describe_even_sizes(
-            padding_audit.nearest_even_sizes_network(input_size, mode, alignment, last_layer=BACKBONE_LAST_LAYER),
-            scope=f"the backbone (through {BACKBONE_LAST_LAYER})",
-        ),
-    ]
-    return table, padding_audit.network_title(input_size, mode, alignment), recommendations
+    return padding_audit.audit_reference_network(input_size, mode, alignment)
 
 
 def _audit_keras_file(path: Path, input_size: tuple[int, int]) -> tuple[pd.DataFrame, str, list[str]]:
