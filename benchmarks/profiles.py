@@ -125,12 +125,19 @@ def profile_command(
 
 
 def function_table(stats: pstats.Stats, sort: str = "cumulative", top: int = 15) -> Table:
-    """Tabulate the `top` functions of `stats` by `sort` ('cumulative' or 'tottime')."""
+    """Tabulate the `top` functions of `stats` by `sort` ('cumulative' or 'tottime').
+
+    By cumulative time, functions above 90% of the whole run are left out:
+    they are the entry chain (runpy, the CLI's main) that encloses all work.
+    """
     entries = []
     for (filename, line, function), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
         entries.append((filename, line, function, calls, own, cumulative))
     index = 5 if sort == "cumulative" else 4
     entries.sort(key=lambda entry: entry[index], reverse=True)
+    if sort == "cumulative" and entries:
+        whole_run = entries[0][5]
+        entries = [entry for entry in entries if entry[5] <= 0.9 * whole_run]
     rows = []
     for filename, line, function, calls, own, cumulative in entries[:top]:
         location = f"{_short_path(filename)}:{line}" if line else filename
