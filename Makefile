@@ -14,7 +14,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv repro test test-fast bench lint clean
+.PHONY: help venv repro test test-fast bench bench-tiny lint clean
 
 help: ## List every target with one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test-fast: $(STAMP) ## Run the tests not marked slow
 
 bench: $(STAMP) ## Run the benchmarks and write benchmarks/results.md
 	$(BIN)/python -m benchmarks.run
+
+bench-tiny: $(STAMP) ## Smoke-test the benchmarks at tiny sizes (writes benchmarks/out/)
+	$(BIN)/python -m benchmarks.run --tiny
 
 lint: ## Byte-compile every source file
 	$(BIN)/python -m compileall -q src tests
