@@ -1,4 +1,4 @@
-"""Where each stage reads and writes, relative to the repository root.
+"""Input and output paths of each stage, relative to the repository root.
 
 dvc.yaml declares the same paths; keep the two in step.
 """

@@ -27,7 +27,7 @@ VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class ConfigError(ValueError):
-    """A key or value in the params is invalid; the message says how to fix it."""
+    """An invalid key or value in the params. The message names the fix."""
 
 
 def _suggest(key: str, valid: Iterable[str]) -> str:

@@ -1,6 +1,6 @@
 """Saving a trained detector and loading it back as a post-processed callable.
 
-A model directory holds `model.weights.h5` and `model.json` (the resolved
+A model directory contains `model.weights.h5` and `model.json` (the resolved
 model config and class names), so a later stage rebuilds the exact network
 with `ssd.build_ssd` and needs no custom-object registry.
 """

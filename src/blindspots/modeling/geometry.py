@@ -45,19 +45,17 @@ FEATURE_LAYERS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class ConvSpec:
-    """One convolution or pooling layer as the padding sees it."""
+    """Kernel and stride of one padded convolution layer."""
 
     name: str
     kernel: int
     stride: int
     depthwise: bool = False
-    # True for the SSD box and class predictors, which read a feature map.
-    predictor: bool = False
 
 
 @dataclass(frozen=True)
 class AxisGeometry:
-    """What one layer does along one axis."""
+    """Sizes and pad amounts of one layer along one axis."""
 
     input_size: int
     output_size: int
@@ -123,11 +121,11 @@ def axis_geometry(n: int, kernel: int, stride: int, mode: str, alignment: str) -
     return AxisGeometry(n, output, before, after, unconsumed)
 
 
-def mobilenet_ssd_layers(predictor_kernel: int = 3) -> list[ConvSpec]:
-    """List every padded layer of SSD MobileNet v1 in execution order.
+def mobilenet_ssd_layers() -> list[ConvSpec]:
+    """List the backbone and extra layers of SSD MobileNet v1 in execution order.
 
-    The box predictors of each feature map are listed after the layer that
-    produces the map, since they read it at stride 1.
+    The 3x3 stride-1 box predictors are not listed: they keep each feature
+    map's size and, under TF SAME, pad it evenly.
     """
     layers = [ConvSpec("Conv2d_0", 3, 2)]
     for index, (stride, _) in enumerate(MOBILENET_V1_BLOCKS, start=1):
@@ -165,7 +163,6 @@ def trace_network(
     input_size: tuple[int, int],
     mode: str,
     alignment: str,
-    predictor_kernel: int = 3,
 ) -> list[LayerGeometry]:
     """Follow an input of (height, width) through every layer.
 
@@ -174,7 +171,7 @@ def trace_network(
     """
     height, width = input_size
     traced: list[LayerGeometry] = []
-    for spec in mobilenet_ssd_layers(predictor_kernel):
+    for spec in mobilenet_ssd_layers():
         h_geo = axis_geometry(height, spec.kernel, spec.stride, mode, alignment)
         w_geo = axis_geometry(width, spec.kernel, spec.stride, mode, alignment)
         for axis, geo in (("height", h_geo), ("width", w_geo)):

@@ -109,7 +109,8 @@ class _PaddedConvBase(tf_keras.layers.Layer):
         self._pads: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
         self._partial_scale: tf.Tensor | None = None
 
-    def _build_padding(self, input_shape: tf.TensorShape) -> None:
+    def _build_padding(self, input_shape: tf.TensorShape) -> list[int | None]:
+        """Compute the pad amounts and return the padded input shape."""
         height, width = input_shape[1], input_shape[2]
         if height is None or width is None:
             raise ValueError(f"layer {self.name}: padding needs a static input height and width, got {input_shape}")
@@ -120,6 +121,10 @@ class _PaddedConvBase(tf_keras.layers.Layer):
         if self.padding_mode == "partial":
             scale = partial_conv_scale((height, width), self.kernel_size, self.strides, self._pads)
             self._partial_scale = tf.constant(scale)
+        padded = list(input_shape)
+        padded[1] = height + sum(self._pads[0])
+        padded[2] = width + sum(self._pads[1])
+        return padded
 
     @property
     def pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -181,11 +186,7 @@ class PaddedConv2D(_PaddedConvBase):
         self.bias_initializer = tf_keras.initializers.get(bias_initializer)
 
     def build(self, input_shape: tf.TensorShape) -> None:
-        self._build_padding(input_shape)
-        padded = list(input_shape)
-        padded[1] = input_shape[1] + sum(self._pads[0])
-        padded[2] = input_shape[2] + sum(self._pads[1])
-        self.conv.build(padded)
+        self.conv.build(self._build_padding(input_shape))
         self.bias = self.add_weight("bias", shape=(self.filters,), initializer=self.bias_initializer) if self.use_bias else None
         super().build(input_shape)
 
@@ -230,11 +231,7 @@ class PaddedDepthwiseConv2D(_PaddedConvBase):
         )
 
     def build(self, input_shape: tf.TensorShape) -> None:
-        self._build_padding(input_shape)
-        padded = list(input_shape)
-        padded[1] = input_shape[1] + sum(self._pads[0])
-        padded[2] = input_shape[2] + sum(self._pads[1])
-        self.conv.build(padded)
+        self.conv.build(self._build_padding(input_shape))
         super().build(input_shape)
 
     @property

@@ -1,7 +1,7 @@
 """tf.data input pipeline: prepared records -> augmented, labelled batches.
 
 Augmentation draws from stateless random ops seeded by (seed, example
-index), so a run is reproducible and a resumed run sees the same stream:
+index), so a run is reproducible and a resumed run reads the same stream:
 the iterator state, checkpointed with the model, carries the index.
 """
 
