@@ -86,8 +86,8 @@ def test_second_repro_is_up_to_date(repo_copy):
 
 def test_metrics_show_lists_runs(repo_copy):
     target, env, bin_dir = repo_copy
-    shown = run([str(bin_dir / "dvc"), "metrics", "show", "--json"], target, env)
-    metrics = json.loads(shown.stdout)
+    metrics_output = run([str(bin_dir / "dvc"), "metrics", "show", "--json"], target, env)
+    metrics = json.loads(metrics_output.stdout)
     files = next(iter(metrics.values()))["data"]
     assert "metrics/runs/tf_same_even/seed_0/metrics.json" in files
     assert "reports/summary.json" in files

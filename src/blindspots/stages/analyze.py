@@ -90,15 +90,15 @@ def _warn_on_config_mismatch(model_cfg: Any, expected: Any, variant: str, model_
     The analysis follows the saved model, because that is the network whose weights it reads.
     """
     for key in ("padding", "alignment", "input_size", "width_multiplier"):
-        saved, wanted = _plain(model_cfg[key]), _plain(expected[key])
-        if saved != wanted:
+        saved, requested = _plain(model_cfg[key]), _plain(expected[key])
+        if saved != requested:
             logger.warning(
                 "model in %s has %s %s, but params give variant %s %s. Analysing the model as saved.",
                 model_dir,
                 key,
                 saved,
                 variant,
-                wanted,
+                requested,
             )
 
 
