@@ -86,6 +86,12 @@ def test_negative_learning_rate(tmp_path):
         load_params(path)
 
 
+def test_negative_precise_bn_batches(tmp_path):
+    path = write_params(tmp_path, {**BASE, "train": {"precise_bn_batches": -1}})
+    with pytest.raises(ConfigError, match="invalid value -1 for 'train.precise_bn_batches'. Allowed: a number >= 0"):
+        load_params(path)
+
+
 @pytest.mark.parametrize("name", ["a/b", "../up", ".hidden", "with space"])
 def test_variant_name_must_be_path_segment(tmp_path, name):
     path = write_params(tmp_path, {"variants": {name: {}}})

@@ -216,6 +216,7 @@ def validate(config: DictConfig, source: str = "params") -> None:
     _check_choice(source, "train.strategy", train.strategy, schema.STRATEGIES)
     _check_positive(source, "train.checkpoint_every", train.checkpoint_every)
     _check_positive(source, "train.warmup_steps", train.warmup_steps, allow_zero=True)
+    _check_positive(source, "train.precise_bn_batches", train.precise_bn_batches, allow_zero=True)
     if list(train.boundaries) != sorted(train.boundaries):
         _fail(source, "train.boundaries", list(train.boundaries), "step numbers in increasing order")
 

@@ -176,6 +176,9 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # Compile the train step with XLA (jit_compile).
     jit_compile: bool = False
+    # Batches used to recompute batch-norm statistics after the last step
+    # (precise BN); 0 keeps the moving averages of training.
+    precise_bn_batches: int = 50
 
 
 @dataclass

@@ -25,7 +25,7 @@ from blindspots.modeling import anchors as anchor_lib
 from blindspots.modeling import mobilenet_v1, ssd
 from blindspots.modeling.losses import DetectionLoss
 from blindspots.modeling.targets import AnchorLabeler
-from blindspots.training import input_pipeline
+from blindspots.training import batch_norm, input_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -259,12 +259,35 @@ class Trainer:
             if step % checkpoint_every == 0 or step == total_steps:
                 manager.save(checkpoint_number=step)
         progress.close()
+        self._recalibrate_batch_norm(records)
         seconds = time.perf_counter() - started
         steps_run = total_steps - start_step
         rate = steps_run * int(self.train_cfg.batch_size) / seconds if steps_run and seconds > 0 else 0.0
         final = float(np.mean(losses[-log_every:])) if losses else float("nan")
         logger.info("trained %d steps (from %d) in %.1f s, %.1f images/s, final loss %.4f", steps_run, start_step, seconds, rate, final)
         return TrainResult(self.model, total_steps, start_step, final, seconds, rate)
+
+    def _recalibrate_batch_norm(self, records: tf.data.Dataset) -> None:
+        """Recompute batch-norm statistics with the final weights (precise BN).
+
+        The batches come from a fresh, seeded copy of the training input, so
+        an uninterrupted run and a resumed one end with the same statistics.
+        """
+        num_batches = int(self.train_cfg.precise_bn_batches)
+        if num_batches == 0:
+            return
+        dataset = input_pipeline.build_dataset(
+            records,
+            self.labeler,
+            self.input_size,
+            int(self.train_cfg.batch_size),
+            self.seed + 1,
+            augment_cfg=self.train_cfg.augment,
+            shuffle_buffer=int(self.train_cfg.shuffle_buffer),
+        )
+        images = (batch[0] for batch in dataset.take(num_batches))
+        with self.strategy.scope():
+            batch_norm.recalibrate(self.model, images, num_batches)
 
     def _log(self, step: int, total: float, class_loss: float, box_loss: float, live: Any, writer: Any) -> None:
         learning_rate = float(tf_keras.backend.get_value(self.optimizer.learning_rate))
