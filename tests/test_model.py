@@ -87,6 +87,19 @@ def test_anchor_coordinates_tiny_grid():
     np.testing.assert_allclose(first_layer[1, 3, 0], [20, 52, 28, 60], atol=1e-5)
 
 
+def test_anchor_coverage_extra_thresholds():
+    # Same grid as above. An 8 x 8 box at [4, 4, 12, 12] equals the first
+    # anchor (IoU 1). A box shifted by 4 px in x overlaps it 4 x 8 px, so
+    # IoU = 32 / (64 + 64 - 32) = 1/3, and no other anchor does better.
+    cfg = model_cfg(input_size=[32, 64])
+    cfg.anchors.min_scale = 0.25
+    cfg.anchors.lowest_layer_ratios = [1.0, 4.0, 1.0]
+    boxes = np.array([[4, 4, 12, 12], [4, 8, 12, 16]], dtype=np.float64)
+    coverage = anchor_lib.anchor_coverage(boxes, (32, 64), cfg, iou_threshold=0.3, extra_thresholds=(0.5, 0.3))
+    assert coverage["covered_share"] == 1.0
+    assert coverage["covered_share_by_iou"] == {"0.3": 1.0, "0.5": 0.5}
+
+
 def _expected_backbone_parameters(width, min_depth=8):
     """Conv weights plus 4 batch-norm values (gamma, beta, mean, variance) per channel."""
     depth = geometry.scaled_depth(geometry.STEM_DEPTH, width, min_depth)

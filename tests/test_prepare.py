@@ -154,6 +154,19 @@ def test_anchor_coverage_written(prepared):
     assert coverage["input_size"] == [64, 96]
     assert coverage["splits"]["train"]["boxes"] == 4
     assert coverage["splits"]["val"]["boxes"] == 2
+    # The tiny workspace matches at the reference IoU 0.5, so one share is listed.
+    assert list(coverage["splits"]["train"]["covered_share_by_iou"]) == ["0.5"]
+
+
+def test_anchor_coverage_at_reference_iou(tmp_path):
+    """With a looser training matcher, coverage is reported at both thresholds."""
+    write_default_dataset(tmp_path / "raw")
+    prepare.run(make_config(tmp_path, "model.match_iou=0.35"), output_args(tmp_path))
+    coverage = json.loads((tmp_path / "out" / "prepared" / "anchor_coverage.json").read_text())
+    train = coverage["splits"]["train"]
+    assert list(train["covered_share_by_iou"]) == ["0.35", "0.5"]
+    assert train["covered_share"] == train["covered_share_by_iou"]["0.35"]
+    assert train["covered_share_by_iou"]["0.35"] >= train["covered_share_by_iou"]["0.5"]
 
 
 def test_run_record(prepared):

@@ -242,6 +242,12 @@ def test_report_writes_every_output(built_root):
     assert expected <= written
 
 
+def test_anchor_table_reads_single_threshold(built_root):
+    """A coverage file with only `iou_threshold` still gives a column per threshold."""
+    table = pd.read_csv(built_root / "reports" / "tables" / "anchor_coverage.csv")
+    assert table.loc[table["split"] == "train", "covered_iou_0.5"].item() == 0.5
+
+
 def test_report_html_embeds_every_image(built_root):
     html = (built_root / "reports" / "index.html").read_text(encoding="utf-8")
     sources = re.findall(r'<img src="([^"]*)"', html)

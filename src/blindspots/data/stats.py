@@ -129,13 +129,18 @@ def boxes_in_model_pixels(frames: Sequence[Frame], input_size: Sequence[int]) ->
     return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
 
 
+# The reference SSD config matches anchors at IoU 0.5.
+REFERENCE_MATCH_IOU = 0.5
+
+
 def anchor_coverage_by_split(splits: Mapping[str, Sequence[Frame]], model_cfg: Any) -> dict[str, Any]:
     """Return, per split, the share of boxes that some anchor of `model_cfg` matches.
 
     Boxes are scaled to `model_cfg.input_size`, and a box counts as matched
-    at IoU >= `model_cfg.match_iou`, the training matcher's threshold. A
-    split without boxes gets
-    `{"boxes": 0}` because a share of zero boxes is undefined.
+    at IoU >= `model_cfg.match_iou`, the training matcher's threshold. The
+    share at the reference matcher's IoU 0.5 is reported as well, under
+    `covered_share_by_iou`. A split without boxes gets `{"boxes": 0}`
+    because a share of zero boxes is undefined.
     """
     from blindspots.modeling.anchors import anchor_coverage
 
@@ -146,12 +151,12 @@ def anchor_coverage_by_split(splits: Mapping[str, Sequence[Frame]], model_cfg: A
         if len(boxes) == 0:
             coverage["splits"][split] = {"boxes": 0}
             continue
-        coverage["splits"][split] = anchor_coverage(boxes, input_size, model_cfg, iou_threshold=float(model_cfg.match_iou))
-        logger.info(
-            "anchor coverage of %s: %.1f%% of %d boxes at IoU >= %.2f",
-            split,
-            100.0 * coverage["splits"][split]["covered_share"],
-            len(boxes),
-            coverage["splits"][split]["iou_threshold"],
+        coverage["splits"][split] = anchor_coverage(
+            boxes, input_size, model_cfg, iou_threshold=float(model_cfg.match_iou), extra_thresholds=(REFERENCE_MATCH_IOU,)
         )
+        shares = ", ".join(
+            f"{100.0 * share:.1f}% at IoU >= {threshold}"
+            for threshold, share in coverage["splits"][split]["covered_share_by_iou"].items()
+        )
+        logger.info("anchor coverage of %s (%d boxes): %s", split, len(boxes), shares)
     return coverage

@@ -123,25 +123,31 @@ def anchor_coverage(
     model_cfg: Any,
     iou_threshold: float = 0.5,
     chunk: int = 512,
+    extra_thresholds: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Return the share of ground-truth boxes that some anchor matches at IoU >= threshold.
 
     `boxes_px` is [N, 4] `[ymin, xmin, ymax, xmax]` in pixels of the model
     input. Also reports the distribution of each box's best IoU, since a
-    box below the threshold is only matched by the forced best-anchor rule.
+    box below the threshold is only matched by the forced best-anchor rule,
+    and `covered_share_by_iou`: the share at `iou_threshold` and at each of
+    `extra_thresholds`, keyed by the threshold written with `:g`.
     """
     anchors = generate_anchors((int(image_size[0]), int(image_size[1])), model_cfg)
     boxes_px = np.asarray(boxes_px, dtype=np.float64).reshape(-1, 4)
     best = np.zeros(len(boxes_px))
     for start in range(0, len(boxes_px), chunk):
         best[start : start + chunk] = iou_matrix(boxes_px[start : start + chunk], anchors).max(axis=1)
-    covered = float(np.mean(best >= iou_threshold)) if len(best) else float("nan")
+    thresholds = [float(iou_threshold)] + [float(t) for t in extra_thresholds if float(t) != float(iou_threshold)]
+    by_iou = {f"{t:g}": float(np.mean(best >= t)) if len(best) else float("nan") for t in thresholds}
+    covered = by_iou[f"{float(iou_threshold):g}"]
     quantiles = np.quantile(best, [0.1, 0.5, 0.9]).tolist() if len(best) else [float("nan")] * 3
     return {
         "iou_threshold": iou_threshold,
         "boxes": int(len(best)),
         "anchors": int(len(anchors)),
         "covered_share": covered,
+        "covered_share_by_iou": by_iou,
         "best_iou_p10": quantiles[0],
         "best_iou_median": quantiles[1],
         "best_iou_p90": quantiles[2],

@@ -158,31 +158,43 @@ def data_section(study: Study, figures: MutableMapping[str, FigureSource]) -> Se
     return section
 
 
+def _shares_by_iou(values: dict) -> dict[str, float | None]:
+    """Return one split's covered share per IoU threshold.
+
+    Files written before `covered_share_by_iou` existed give their single
+    `iou_threshold`.
+    """
+    if "covered_share_by_iou" in values:
+        return dict(values["covered_share_by_iou"])
+    if values.get("iou_threshold") is None:
+        return {}
+    return {f"{float(values['iou_threshold']):g}": values.get("covered_share")}
+
+
 def anchor_section(study: Study) -> Section:
     """Tabulate the share of boxes that some anchor matches, per split, from anchor_coverage.json."""
     coverage = study.anchor_coverage
     height, width = coverage.get("input_size", study.params["model"]["input_size"])
 
+    thresholds: list[str] = []
+    for values in coverage["splits"].values():
+        thresholds += [threshold for threshold in _shares_by_iou(values) if threshold not in thresholds]
     records, rows = [], []
-    threshold = None
     for split, values in coverage["splits"].items():
-        threshold = values.get("iou_threshold", threshold)
-        record = {
-            "split": split,
-            "boxes": values.get("boxes", 0),
-            "anchors": values.get("anchors"),
-            "covered_share": values.get("covered_share"),
-            "best_iou_median": values.get("best_iou_median"),
-            "best_iou_p10": values.get("best_iou_p10"),
-            "best_iou_p90": values.get("best_iou_p90"),
-        }
+        by_iou = _shares_by_iou(values)
+        record = {"split": split, "boxes": values.get("boxes", 0), "anchors": values.get("anchors")}
+        for threshold in thresholds:
+            record[f"covered_iou_{threshold}"] = by_iou.get(threshold)
+        record.update(
+            best_iou_median=values.get("best_iou_median"),
+            best_iou_p10=values.get("best_iou_p10"),
+            best_iou_p90=values.get("best_iou_p90"),
+        )
         records.append(record)
         rows.append(
-            (
-                split,
-                fmt.number(record["boxes"]),
-                fmt.number(record["anchors"]),
-                fmt.percent(record["covered_share"]),
+            (split, fmt.number(record["boxes"]), fmt.number(record["anchors"]))
+            + tuple(fmt.percent(record[f"covered_iou_{threshold}"]) for threshold in thresholds)
+            + (
                 fmt.number(record["best_iou_p10"], 2),
                 fmt.number(record["best_iou_median"], 2),
                 fmt.number(record["best_iou_p90"], 2),
@@ -190,21 +202,27 @@ def anchor_section(study: Study) -> Section:
         )
 
     anchors = study.params["model"]["anchors"]
-    if threshold is None:
-        threshold_text = "the training matcher's IoU threshold"
-    else:
-        threshold_text = f"IoU >= {threshold:g}, the training matcher's threshold"
+    match_iou = study.params["model"].get("match_iou")
     text = (
-        f"Share of boxes that at least one anchor matches at {threshold_text}, with boxes scaled to the model "
-        f"input of {height} x {width} px and anchor scales {anchors['min_scale']:g} to {anchors['max_scale']:g}. "
-        "A box that no anchor matches cannot become a positive training target, so low coverage caps recall."
+        f"Share of boxes whose best anchor reaches each IoU threshold, with boxes scaled to the model input of "
+        f"{height} x {width} px and anchor scales {anchors['min_scale']:g} to {anchors['max_scale']:g}. "
+    )
+    if match_iou is not None:
+        text += f"The training matcher's threshold is IoU {match_iou:g}, and the reference SSD config uses 0.5. "
+    text += (
+        "The matcher also forces every box onto its best anchor, so a box below the threshold still becomes a "
+        "positive, but through one poorly fitting anchor whose box regression must cover a large offset."
     )
     other_sizes = [setup.name for setup in study.variants if list(setup.input_size) != [int(height), int(width)]]
     if other_sizes:
         names = ", ".join(f"`{name}`" for name in other_sizes)
         text += f" Variants with another input size ({names}) place their anchors at that size, which this table does not cover."
     section = Section("Anchor coverage", 3, [Paragraph(text)])
-    header = ("split", "boxes", "anchors", "covered", "best IoU p10", "best IoU median", "best IoU p90")
+    header = (
+        ("split", "boxes", "anchors")
+        + tuple(f"covered at IoU {threshold}" for threshold in thresholds)
+        + ("best IoU p10", "best IoU median", "best IoU p90")
+    )
     section.blocks.append(_table("anchor_coverage", pd.DataFrame(records).set_index("split"), rows, header))
     return section
 
