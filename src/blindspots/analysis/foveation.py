@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from blindspots import runinfo
 from blindspots.analysis.borders import border_statistics
 from blindspots.analysis.padding_audit import pads_fit
 from blindspots.modeling import geometry
@@ -205,6 +204,8 @@ def plot_foveation_maps(maps: Mapping[str, np.ndarray], path: Path | str, title:
     from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure
 
+    from blindspots.sweep.figures import save_figure
+
     path = Path(path)
     columns = min(4, len(maps))
     rows = -(-len(maps) // columns)
@@ -223,7 +224,6 @@ def plot_foveation_maps(maps: Mapping[str, np.ndarray], path: Path | str, title:
     for axis in list(axes.flat)[len(maps) :]:
         axis.set_visible(False)
     figure.suptitle(title)
-    with runinfo.atomic_path(path) as temp:
-        figure.savefig(temp, dpi=120)
+    save_figure(figure, path, dpi=120)
     logger.info("wrote %s", path)
     return path

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from blindspots import runinfo
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -132,6 +131,8 @@ def plot_mean_kernels(records: Sequence[KernelRecord], path: Path | str, title: 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from blindspots.sweep.figures import save_figure
+
     if not records:
         raise ValueError("no kernels to plot; pass at least one KernelRecord")
     path = Path(path)
@@ -165,7 +166,6 @@ def plot_mean_kernels(records: Sequence[KernelRecord], path: Path | str, title: 
     for axis in list(axes.flat)[len(records) :]:
         axis.set_visible(False)
     figure.suptitle(title)
-    with runinfo.atomic_path(path) as temp:
-        figure.savefig(temp, dpi=120)
+    save_figure(figure, path, dpi=120)
     logger.info("wrote %s", path)
     return path
