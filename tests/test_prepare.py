@@ -154,7 +154,7 @@ def test_anchor_coverage_written(prepared):
     assert coverage["input_size"] == [64, 96]
     assert coverage["splits"]["train"]["boxes"] == 4
     assert coverage["splits"]["val"]["boxes"] == 2
-    # The tiny workspace matches at the reference IoU 0.5, so one share is listed.
+    # These params leave model.match_iou at its default of 0.5, so one share is listed.
     assert list(coverage["splits"]["train"]["covered_share_by_iou"]) == ["0.5"]
 
 

@@ -177,7 +177,7 @@ class TrainConfig:
     # Compile the train step with XLA (jit_compile).
     jit_compile: bool = False
     # Batches used to recompute batch-norm statistics after the last step
-    # (precise BN); 0 keeps the moving averages of training.
+    # (precise BN). 0 keeps the moving averages of training.
     precise_bn_batches: int = 50
 
 

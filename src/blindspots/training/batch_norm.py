@@ -50,14 +50,14 @@ def recalibrate(model: tf_keras.Model, images: Iterable[tf.Tensor], num_batches:
         return 0
     # The probe shares the model's layers, so its training-mode calls also
     # move the averages. They are overwritten below.
-    saved = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
     probe = _probe(model, layers)
 
     @tf.function(reduce_retracing=True)
     def batch_moments(batch: tf.Tensor) -> list[tuple[tf.Tensor, tf.Tensor]]:
         inputs = probe(batch, training=True)
+        # A model with one output returns a bare tensor, not a list.
         if not isinstance(inputs, (list, tuple)):
-            inputs = [inputs]  # a one-output model returns a bare tensor
+            inputs = [inputs]
         return [tf.nn.moments(tf.cast(x, tf.float32), axes=[0, 1, 2]) for x in inputs]
 
     sums: list[list[tf.Tensor]] | None = None
@@ -74,9 +74,6 @@ def recalibrate(model: tf_keras.Model, images: Iterable[tf.Tensor], num_batches:
                 total[1] += variance
         used += 1
     if sums is None:
-        for layer, (mean, variance) in zip(layers, saved):
-            layer.moving_mean.assign(mean)
-            layer.moving_variance.assign(variance)
         logger.warning("no input batches for batch-norm recalibration, so the moving averages are kept")
         return 0
     for layer, (mean_sum, variance_sum) in zip(layers, sums):

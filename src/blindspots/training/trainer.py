@@ -145,13 +145,14 @@ class Trainer:
         self._replay_on_resume = False
         self._manager: tf.train.CheckpointManager | None = None
 
-    def _dataset(self, records: tf.data.Dataset) -> tf.data.Dataset:
+    def _dataset(self, records: tf.data.Dataset, seed: int | None = None) -> tf.data.Dataset:
+        """Build the training input; `seed` defaults to the run's seed."""
         return input_pipeline.build_dataset(
             records,
             self.labeler,
             self.input_size,
             int(self.train_cfg.batch_size),
-            self.seed,
+            self.seed if seed is None else seed,
             augment_cfg=self.train_cfg.augment,
             shuffle_buffer=int(self.train_cfg.shuffle_buffer),
         )
@@ -276,15 +277,7 @@ class Trainer:
         num_batches = int(self.train_cfg.precise_bn_batches)
         if num_batches == 0:
             return
-        dataset = input_pipeline.build_dataset(
-            records,
-            self.labeler,
-            self.input_size,
-            int(self.train_cfg.batch_size),
-            self.seed + 1,
-            augment_cfg=self.train_cfg.augment,
-            shuffle_buffer=int(self.train_cfg.shuffle_buffer),
-        )
+        dataset = self._dataset(records, seed=self.seed + 1)
         images = (batch[0] for batch in dataset.take(num_batches))
         with self.strategy.scope():
             batch_norm.recalibrate(self.model, images, num_batches)
