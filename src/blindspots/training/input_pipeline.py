@@ -56,6 +56,17 @@ def random_crop(
     return image, boxes, classes
 
 
+def resize_to(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+    """Bilinear resize to `size`, skipped when the image already has it.
+
+    A bilinear resize to the same size returns the input values unchanged,
+    so the skip saves time without changing results. Prepared records
+    usually already have the model input size.
+    """
+    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.constant(size, tf.int32)))
+    return tf.cond(same, lambda: image, lambda: tf.image.resize(image, size, method="bilinear"))
+
+
 def make_example_fn(
     labeler: AnchorLabeler,
     input_size: tuple[int, int],
@@ -78,7 +89,7 @@ def make_example_fn(
                 image, boxes, classes, example_seed + 7, float(augment_cfg.crop_min_side), input_size
             )
         else:
-            image = tf.image.resize(image, input_size, method="bilinear")
+            image = resize_to(image, input_size)
         image = tf.ensure_shape(image, [height, width, 3])
         targets = labeler(boxes * scale, classes)
         return image, targets
