@@ -160,7 +160,7 @@ class TrainConfig:
     steps: int = 1500
     batch_size: int = 16
     optimizer: str = "adam"
-    learning_rate: float = 2.0e-3
+    learning_rate: float = 1.0e-2
     momentum: float = 0.9
     schedule: str = "cosine"
     warmup_steps: int = 100
