@@ -33,6 +33,7 @@ from blindspots.data import stats
 from blindspots.data.bstld import Box, Frame, RepairReport
 from blindspots.evaluation.ap import Detections, GroundTruth, curve_rows, evaluate_detections
 from blindspots.evaluation.table import accuracy_table, write_accuracy_table
+from blindspots.report import figures as report_figures
 from blindspots.report.build import build_report, write_report
 from blindspots.report.collect import MissingInputError, collect_study
 from blindspots.report.results_sections import heatmap_section
@@ -403,3 +404,40 @@ def test_chromium_check_detects_broken_image(tmp_path):
 def test_report_stage_import_skips_tensorflow():
     code = "import sys, blindspots.stages.report; sys.exit(int('tensorflow' in sys.modules or 'pandas' in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def accuracy_frame(ci95: float) -> pd.DataFrame:
+    """Return an accuracy table whose `even` row has half-width `ci95` and whose `odd` row has one seed."""
+    return pd.DataFrame(
+        {
+            "mean_ap": [0.4, 0.3],
+            "mean_ap_ci95": [ci95, float("nan")],
+            "weighted_mean_ap": [0.5, 0.6],
+            "weighted_mean_ap_ci95": [ci95, float("nan")],
+        },
+        index=["even", "odd"],
+    )
+
+
+def error_bar_heights(figure: Figure) -> list[float]:
+    """Return the length of every drawn error bar of the figure's only axes."""
+    from matplotlib.container import ErrorbarContainer
+
+    heights = []
+    for container in figure.axes[0].containers:
+        if isinstance(container, ErrorbarContainer):
+            for segment in container.lines[2][0].get_segments():
+                heights.append(float(segment[1][1] - segment[0][1]))
+    return heights
+
+
+def test_accuracy_figure_one_seed_no_bars():
+    colours = {"even": "C0", "odd": "C1"}
+    figure, _ = report_figures.plot_accuracy(accuracy_frame(float("nan")), colours, 0.5, "voc")
+    assert error_bar_heights(figure) == []
+
+
+def test_accuracy_figure_draws_ci_bars():
+    colours = {"even": "C0", "odd": "C1"}
+    figure, _ = report_figures.plot_accuracy(accuracy_frame(0.05), colours, 0.5, "voc")
+    assert error_bar_heights(figure) == pytest.approx([0.1, 0.1])

@@ -38,9 +38,20 @@ def plot_accuracy(accuracy: pd.DataFrame, colours: Mapping[str, str], iou: float
     for index, name in enumerate(names):
         means = [float(accuracy.loc[name, key]) for key, _ in metrics]
         errors = [float(accuracy.loc[name, f"{key}_ci95"]) for key, _ in metrics]
-        errors = [0.0 if math.isnan(error) else error for error in errors]
         offset = (index - (len(names) - 1) / 2) * width
-        ax.bar(positions + offset, np.nan_to_num(means), width, yerr=errors, capsize=3, color=colours[name], label=name)
+        ax.bar(positions + offset, np.nan_to_num(means), width, color=colours[name], label=name)
+        # A zero-length error bar still draws its caps, which reads as a
+        # measured interval of zero, so a one-seed bar gets no error bar at all.
+        finite = [position for position, error in enumerate(errors) if not math.isnan(error)]
+        if finite:
+            ax.errorbar(
+                positions[finite] + offset,
+                [means[position] for position in finite],
+                yerr=[errors[position] for position in finite],
+                fmt="none",
+                ecolor="black",
+                capsize=3,
+            )
     ax.set_xticks(positions, [label for _, label in metrics])
     ax.set_ylabel(f"average precision at IoU {iou:g} ({interpolation} interpolation)")
     ax.set_ylim(0.0, 1.0)
