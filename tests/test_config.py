@@ -92,6 +92,18 @@ def test_negative_precise_bn_batches(tmp_path):
         load_params(path)
 
 
+def test_negative_clip_norm(tmp_path):
+    path = write_params(tmp_path, {**BASE, "train": {"clip_norm": -1.0}})
+    with pytest.raises(ConfigError, match="invalid value -1.0 for 'train.clip_norm'. Allowed: a number >= 0"):
+        load_params(path)
+
+
+def test_repeat_factor_threshold_above_one(tmp_path):
+    path = write_params(tmp_path, {**BASE, "train": {"repeat_factor_threshold": 1.5}})
+    with pytest.raises(ConfigError, match="invalid value 1.5 for 'train.repeat_factor_threshold'. Allowed: a number between 0 and 1"):
+        load_params(path)
+
+
 @pytest.mark.parametrize("name", ["a/b", "../up", ".hidden", "with space"])
 def test_variant_name_must_be_path_segment(tmp_path, name):
     path = write_params(tmp_path, {"variants": {name: {}}})

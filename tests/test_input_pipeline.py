@@ -157,3 +157,12 @@ def test_finite_pass_keeps_partial_batch():
     sizes = [int(images.shape[0]) for images, _ in dataset]
     assert sizes == [2, 2, 1]
     assert input_pipeline.count_examples(records(5)) == 5
+
+
+def test_repeat_counts_repeat_images():
+    # Images are filled with 10 * index, so the pixel value names the image.
+    dataset = input_pipeline.build_dataset(
+        records(3), labeler(), INPUT_SIZE, 1, seed=0, repeat=False, repeat_counts=np.array([1, 3, 2])
+    )
+    pixel_values = [int(images[0, 0, 0, 0]) for images, _ in dataset]
+    assert pixel_values == [0, 10, 10, 10, 20, 20]

@@ -89,6 +89,15 @@ def test_changed_config_does_not_resume(trained, tiny_prepared, tmp_path):
     assert summary["resumed_from_step"] == 0
 
 
+def test_clipping_and_repeat_sampling(trained, tiny_prepared, tmp_path):
+    workdir = clone_workspace(tiny_prepared, tmp_path / "options")
+    result = run_cli(workdir, *RUN, "train.steps=6", "train.clip_norm=0.001", "train.repeat_factor_threshold=1.0")
+    assert "repeat-factor sampling at threshold 1" in result.stderr
+    reference, changed = weights(trained), weights(workdir)
+    assert reference.keys() == changed.keys()
+    assert any(not np.array_equal(reference[name], changed[name]) for name in reference)
+
+
 def test_mirrored_on_two_cpus(tiny_prepared, tmp_path):
     workdir = clone_workspace(tiny_prepared, tmp_path / "mirrored")
     result = run_cli(workdir, *RUN, "train.steps=2", "train.strategy=mirrored", "train.cpu_devices=2")

@@ -211,6 +211,8 @@ def validate(config: DictConfig, source: str = "params") -> None:
     _check_positive(source, "train.steps", train.steps)
     _check_positive(source, "train.batch_size", train.batch_size)
     _check_positive(source, "train.learning_rate", train.learning_rate)
+    _check_positive(source, "train.clip_norm", train.clip_norm, allow_zero=True)
+    _check_unit(source, "train.repeat_factor_threshold", train.repeat_factor_threshold)
     _check_choice(source, "train.optimizer", train.optimizer, schema.OPTIMIZERS)
     _check_choice(source, "train.schedule", train.schedule, schema.SCHEDULES)
     _check_choice(source, "train.strategy", train.strategy, schema.STRATEGIES)

@@ -162,6 +162,9 @@ class TrainConfig:
     optimizer: str = "adam"
     learning_rate: float = 1.0e-2
     momentum: float = 0.9
+    # Rescale the gradients so that their global L2 norm is at most this
+    # value before each update. 0 turns clipping off.
+    clip_norm: float = 0.0
     schedule: str = "cosine"
     warmup_steps: int = 100
     # For the piecewise schedule: step boundaries and the factor applied at each.
@@ -173,6 +176,10 @@ class TrainConfig:
     # Logical CPU devices to create for the mirrored strategy on a CPU host.
     cpu_devices: int = 0
     shuffle_buffer: int = 512
+    # Repeat-factor sampling (LVIS): an image whose rarest class appears in
+    # a share f of the training images is repeated max(1, sqrt(t / f))
+    # times per epoch, where t is this threshold. 0 turns it off.
+    repeat_factor_threshold: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # Compile the train step with XLA (jit_compile).
     jit_compile: bool = False

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from blindspots.modeling.targets import AnchorLabeler
+from blindspots.training import sampling
 
 
 def horizontal_flip(image: tf.Tensor, boxes: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -107,12 +108,17 @@ def build_dataset(
     shuffle_buffer: int = 0,
     repeat: bool = True,
     cache: bool = True,
+    repeat_counts: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Turn decoded records into batches of (images [B,H,W,3] 0-255, targets).
 
     `records` yields the dicts of `blindspots.data.records.read_dataset`.
+    `repeat_counts`, from `sampling.image_repeat_counts`, repeats the i-th
+    record that many times per epoch.
     """
     dataset = records
+    if repeat_counts is not None:
+        dataset = sampling.repeat_images(dataset, repeat_counts)
     if cache:
         dataset = dataset.cache()
     if shuffle_buffer:

@@ -25,7 +25,7 @@ from blindspots.modeling import anchors as anchor_lib
 from blindspots.modeling import mobilenet_v1, ssd
 from blindspots.modeling.losses import DetectionLoss
 from blindspots.modeling.targets import AnchorLabeler
-from blindspots.training import batch_norm, input_pipeline
+from blindspots.training import batch_norm, input_pipeline, sampling
 
 logger = logging.getLogger(__name__)
 
@@ -92,16 +92,23 @@ def make_learning_rate(train_cfg: Any) -> tf_keras.optimizers.schedules.Learning
 
 
 def make_optimizer(train_cfg: Any) -> tf_keras.optimizers.Optimizer:
+    """Build the optimizer of `train.optimizer`, clipping by `train.clip_norm` if set.
+
+    The tf_keras 2 optimizers sum the gradients across replicas before they
+    clip, so the global norm is that of the whole batch's gradient.
+    """
     rate = make_learning_rate(train_cfg)
     name = train_cfg.optimizer
+    clip_norm = float(train_cfg.clip_norm)
+    clipping = {"global_clipnorm": clip_norm} if clip_norm > 0 else {}
     if name == "adam":
-        return tf_keras.optimizers.Adam(rate)
+        return tf_keras.optimizers.Adam(rate, **clipping)
     if name == "sgd":
-        return tf_keras.optimizers.SGD(rate)
+        return tf_keras.optimizers.SGD(rate, **clipping)
     if name == "momentum":
-        return tf_keras.optimizers.SGD(rate, momentum=float(train_cfg.momentum))
+        return tf_keras.optimizers.SGD(rate, momentum=float(train_cfg.momentum), **clipping)
     if name == "rmsprop":
-        return tf_keras.optimizers.RMSprop(rate, momentum=float(train_cfg.momentum), epsilon=1.0)
+        return tf_keras.optimizers.RMSprop(rate, momentum=float(train_cfg.momentum), epsilon=1.0, **clipping)
     raise ValueError(f"train.optimizer: unknown optimizer '{name}'")
 
 
@@ -142,6 +149,7 @@ class Trainer:
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.loss_fn = DetectionLoss(model_cfg)
         self._iterator: Any = None
+        self._cached_repeat_counts: np.ndarray | None = None
         self._replay_on_resume = False
         self._manager: tf.train.CheckpointManager | None = None
 
@@ -155,7 +163,18 @@ class Trainer:
             self.seed if seed is None else seed,
             augment_cfg=self.train_cfg.augment,
             shuffle_buffer=int(self.train_cfg.shuffle_buffer),
+            repeat_counts=self._repeat_counts(records),
         )
+
+    def _repeat_counts(self, records: tf.data.Dataset) -> np.ndarray | None:
+        """Return the per-image counts of repeat-factor sampling, or None when it is off."""
+        threshold = float(self.train_cfg.repeat_factor_threshold)
+        if threshold == 0:
+            return None
+        if self._cached_repeat_counts is None:
+            class_sets = sampling.image_class_sets(records)
+            self._cached_repeat_counts = sampling.image_repeat_counts(class_sets, self.num_classes, threshold, self.seed)
+        return self._cached_repeat_counts
 
     def _checkpoint_manager(self, iterator: Any) -> tf.train.CheckpointManager:
         try:
