@@ -89,3 +89,19 @@ def test_repeat_images_in_place():
     repeated = sampling.repeat_images(records, np.array([2, 1, 3]))
     keys = [record["key"].decode() for record in repeated.as_numpy_iterator()]
     assert keys == ["frame_0", "frame_0", "frame_1", "frame_2", "frame_2", "frame_2"]
+
+
+def test_repeated_stream_checkpoint_restores(tmp_path):
+    # Training checkpoints the input iterator, so a resumed run must continue
+    # the repeated stream where it stopped.
+    records = records_dataset([[0], [1], [2]])
+    iterator = iter(sampling.repeat_images(records, np.array([2, 3, 1])).repeat())
+    checkpoint = tf.train.Checkpoint(iterator=iterator)
+    next(iterator)
+    next(iterator)
+    path = checkpoint.write(str(tmp_path / "iterator"))
+    after_save = [next(iterator)["key"].numpy().decode() for _ in range(4)]
+    checkpoint.read(path)
+    after_restore = [next(iterator)["key"].numpy().decode() for _ in range(4)]
+    assert after_save == ["frame_1", "frame_1", "frame_1", "frame_2"]
+    assert after_restore == after_save
