@@ -166,3 +166,28 @@ def test_repeat_counts_repeat_images():
     )
     pixel_values = [int(images[0, 0, 0, 0]) for images, _ in dataset]
     assert pixel_values == [0, 10, 10, 10, 20, 20]
+
+
+def ops_upstream_of(dataset: tf.data.Dataset, op: str) -> set[str]:
+    """Return the op types that feed the (single) node of type `op` in the dataset graph."""
+    graph = tf.compat.v1.GraphDef()
+    graph.ParseFromString(tf.raw_ops.DatasetToGraphV2(input_dataset=dataset._variant_tensor).numpy())  # noqa: SLF001
+    nodes = {node.name: node for node in graph.node}
+    (start,) = [node for node in graph.node if node.op == op]
+    upstream: set[str] = set()
+    pending = list(start.input)
+    while pending:
+        node = nodes[pending.pop().lstrip("^").split(":")[0]]
+        upstream.add(node.op)
+        pending.extend(node.input)
+    return upstream
+
+
+def test_cache_holds_each_image_once_under_repeat_counts():
+    # The cache must sit before the repetition: a repeated image is then
+    # stored once and re-emitted, not stored once per repeat.
+    dataset = input_pipeline.build_dataset(
+        records(3), labeler(), INPUT_SIZE, 1, seed=0, repeat=False, repeat_counts=np.array([1, 3, 2])
+    )
+    assert "CacheDatasetV2" in ops_upstream_of(dataset, "FlatMapDataset")
+    assert "FlatMapDataset" not in ops_upstream_of(dataset, "CacheDatasetV2")

@@ -117,10 +117,12 @@ def build_dataset(
     record that many times per epoch.
     """
     dataset = records
-    if repeat_counts is not None:
-        dataset = sampling.repeat_images(dataset, repeat_counts)
+    # Repeating after the cache keeps one decoded copy of each image in
+    # memory; the repeats are re-emitted from it every epoch.
     if cache:
         dataset = dataset.cache()
+    if repeat_counts is not None:
+        dataset = sampling.repeat_images(dataset, repeat_counts)
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
