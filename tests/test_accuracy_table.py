@@ -71,6 +71,17 @@ def test_table_default_columns() -> None:
     assert list(table.index) == ["tf_same_even", "tf_same_odd"]
 
 
+def test_table_adds_class_accuracy_when_present() -> None:
+    runs = {("tf_same_even", seed): run_metrics(0.5, 0.2, 0.4) for seed in (0, 1)}
+    for seed, accuracy in ((0, 0.6), (1, 0.8)):
+        runs[("tf_same_even", seed)]["confusion"] = {"accuracy": accuracy, "counts": {"Green": {"Green": 3}}}
+    table = accuracy_table(runs)
+
+    assert list(table.columns)[-2:] == ["confusion.accuracy", "confusion.accuracy_ci95"]
+    assert table.loc["tf_same_even", "confusion.accuracy"] == pytest.approx(0.7)
+    assert format_markdown(table).splitlines()[0].endswith("| COCO AP50 | class accuracy |")
+
+
 def test_table_missing_metric() -> None:
     runs = three_seed_runs()
     del runs[("tf_same_even", 1)]["coco"]

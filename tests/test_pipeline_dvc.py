@@ -76,6 +76,17 @@ def test_repro_writes_every_output(repo_copy):
         assert (target / name).is_file(), name
 
 
+def test_metrics_hold_class_confusion(repo_copy):
+    target, _, _ = repo_copy
+    metrics = json.loads((target / "metrics/runs/tf_same_even/seed_0/metrics.json").read_text())
+    counts = metrics["confusion"]["counts"]
+    # Every test light lands in exactly one column, `missed` included.
+    for name, total in metrics["num_ground_truth"].items():
+        assert sum(counts[name].values()) == total, name
+    header = (target / "metrics/accuracy.md").read_text().splitlines()[0]
+    assert header.endswith("| class accuracy |")
+
+
 def test_second_repro_is_up_to_date(repo_copy):
     target, env, bin_dir = repo_copy
     status = run([str(bin_dir / "dvc"), "status"], target, env)

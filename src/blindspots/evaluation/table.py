@@ -27,6 +27,7 @@ METRIC_LABELS = {
     "weighted_mean_ap": "weighted mAP",
     "coco.ap": "COCO AP",
     "coco.ap50": "COCO AP50",
+    "confusion.accuracy": "class accuracy",
 }
 CI_SUFFIX = "_ci95"
 
@@ -44,10 +45,14 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, A
 
 
 def default_metric_keys(metrics: Mapping[str, Any]) -> list[str]:
-    """List the headline keys present in one run: mAP, weighted mAP, per-class AP, COCO AP and AP50."""
+    """List the headline keys present in one run.
+
+    They are mAP, weighted mAP, per-class AP, COCO AP and AP50, and the class
+    accuracy of found lights from `confusion.class_confusion`.
+    """
     flat = flatten_metrics(metrics)
     per_class = [key for key in flat if key.startswith("ap.")]
-    candidates = ["mean_ap", "weighted_mean_ap", *per_class, "coco.ap", "coco.ap50"]
+    candidates = ["mean_ap", "weighted_mean_ap", *per_class, "coco.ap", "coco.ap50", "confusion.accuracy"]
     return [key for key in candidates if key in flat]
 
 

@@ -42,6 +42,7 @@ def evaluate_run(config: Any, variant: str, seed: int) -> dict[str, Any]:
     from blindspots.data.records import read_dataset
     from blindspots.evaluation.ap import curve_rows, evaluate_detections
     from blindspots.evaluation.coco import coco_metrics
+    from blindspots.evaluation.confusion import class_confusion
     from blindspots.evaluation.inference import collect_detections
     from blindspots.modeling.export import load_detector
 
@@ -61,6 +62,8 @@ def evaluate_run(config: Any, variant: str, seed: int) -> dict[str, Any]:
     )
     metrics = result.to_dict()
     metrics["coco"] = coco_metrics(ground_truth, detections, class_names, count_empty_frames=bool(cfg.count_empty_frames))
+    confusion = class_confusion(ground_truth, detections, class_names, iou_threshold=float(cfg.iou))
+    metrics["confusion"] = confusion.to_dict()
     metrics = _finite_or_none(metrics)
 
     out = paths.evaluate_dir(variant, seed)
@@ -70,9 +73,9 @@ def evaluate_run(config: Any, variant: str, seed: int) -> dict[str, Any]:
         curves = pd.DataFrame(curve_rows(result.curves, max_points_per_class=CURVE_POINTS))
         runinfo.write_text(temp / "pr_curves.csv", curves.to_csv(index=False))
         runinfo.write_run_record(temp, "evaluate", {"evaluate": to_dict(cfg), "variant": variant, "seed": seed})
-    logger.info("%s seed %d: mAP %.3f, weighted mAP %.3f, COCO AP %.3f", variant, seed,
-                metrics.get("mean_ap") or float("nan"), metrics.get("weighted_mean_ap") or float("nan"),
-                (metrics["coco"].get("ap") or float("nan")))
+    logger.info("%s seed %d: mAP %.3f, weighted mAP %.3f, COCO AP %.3f, class accuracy of found lights %.3f",
+                variant, seed, metrics.get("mean_ap") or float("nan"), metrics.get("weighted_mean_ap") or float("nan"),
+                metrics["coco"].get("ap") or float("nan"), confusion.accuracy())
     return metrics
 
 
