@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -57,6 +58,17 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
             os.replace(temp, target)
     finally:
         shutil.rmtree(temp.parent, ignore_errors=True)
+
+
+def files_digest(files: list[Path], root: Path) -> str:
+    """Return the SHA-256 of the files' paths relative to `root`, sizes and contents, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda item: item.relative_to(root).as_posix()):
+        digest.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_text(path: Path | str, text: str) -> None:

@@ -6,12 +6,19 @@ import argparse
 import json
 import logging
 import shutil
+from pathlib import Path
 from typing import Any
 
 from blindspots import paths, runinfo
 from blindspots.config.loader import ConfigError, resolve_variant, to_dict
 
 logger = logging.getLogger(__name__)
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+# The source that defines the network and its training, as listed in the
+# train stage's dependencies in dvc.yaml. Checkpoints written by other code
+# or from other training shards are not resumed, because DVC reruns this
+# stage after such a change and resuming would return the old weights.
+TRAINING_CODE = ("modeling", "training", "stages/train.py")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +33,24 @@ def _class_names(prepared_dir) -> list[str]:
     return list(json.loads(path.read_text(encoding="utf-8")))
 
 
+def training_fingerprint(run_config: dict[str, Any], shards: list[Path], code_root: Path = PACKAGE_ROOT) -> str:
+    """Return the checkpoint fingerprint of a run: its config, training code and training shards."""
+    from blindspots.training.trainer import config_fingerprint
+
+    code_files: list[Path] = []
+    for name in TRAINING_CODE:
+        path = code_root / name
+        code_files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    shard_root = shards[0].parent if shards else Path(".")
+    return config_fingerprint(
+        {
+            **run_config,
+            "code_sha256": runinfo.files_digest(code_files, code_root),
+            "train_shards_sha256": runinfo.files_digest(shards, shard_root),
+        }
+    )
+
+
 def run(config: Any, args: argparse.Namespace) -> None:
     resolved = resolve_variant(config, args.variant)
     if args.seed not in resolved.seeds:
@@ -37,14 +62,15 @@ def run(config: Any, args: argparse.Namespace) -> None:
 
     from blindspots.data.records import read_dataset
     from blindspots.modeling.export import save_detector
-    from blindspots.training.trainer import Trainer, config_fingerprint, seed_everything
+    from blindspots.training.trainer import Trainer, seed_everything
 
     stage = f"train {paths.run_key(args.variant, args.seed)}"
     with runinfo.stage_timer(stage):
         run_config = {"model": to_dict(resolved.model), "train": to_dict(config.train), "variant": args.variant, "seed": args.seed}
         class_names = _class_names(paths.PREPARED_DIR)
         pattern = paths.split_pattern("train")
-        if not tf.io.gfile.glob(pattern):
+        shards = [Path(name) for name in tf.io.gfile.glob(pattern)]
+        if not shards:
             raise ConfigError(f"no training shards match {pattern}: run the prepare stage first")
         logger.info("variant %s seed %d: padding %s, input %s, %d classes, shards %s",
                     args.variant, args.seed, resolved.model.padding, list(resolved.model.input_size), len(class_names), pattern)
@@ -52,7 +78,7 @@ def run(config: Any, args: argparse.Namespace) -> None:
         seed_everything(args.seed)
         work = paths.run_dir(args.variant, args.seed) / "train"
         trainer = Trainer(
-            resolved.model, config.train, len(class_names), args.seed, work / "checkpoints", config_fingerprint(run_config)
+            resolved.model, config.train, len(class_names), args.seed, work / "checkpoints", training_fingerprint(run_config, shards)
         )
         records = read_dataset(pattern)
         start_step = trainer.restore(records)

@@ -193,7 +193,10 @@ class Trainer:
         if manager.latest_checkpoint is None:
             return 0
         if not fingerprint_file.is_file() or fingerprint_file.read_text().strip() != self.fingerprint:
-            logger.warning("checkpoints in %s were written under another config; starting from step 0", self.checkpoint_dir)
+            logger.warning(
+                "checkpoints in %s were written under another config, training code or training data; starting from step 0",
+                self.checkpoint_dir,
+            )
             for path in self.checkpoint_dir.glob("ckpt-*"):
                 path.unlink()
             (self.checkpoint_dir / "checkpoint").unlink(missing_ok=True)
