@@ -44,6 +44,9 @@ def test_train_writes_outputs(trained):
     summary = json.loads((model_dir / "train_summary.json").read_text())
     assert summary["steps"] == 6
     assert summary["resumed_from_step"] == 0
+    # The tiny preset warm-starts the backbone for 3 steps on light crops.
+    assert summary["pretrain"]["steps"] == 3
+    assert summary["pretrain"]["crops"] == sum(summary["pretrain"]["crops_by_label"]) > 0
     record = json.loads((model_dir / "run.json").read_text())
     assert record["config"]["model"]["padding"] == "tf_same"
     assert "tensorflow" in record["packages"]
@@ -78,6 +81,7 @@ def test_killed_run_resumes_to_same_weights(trained, tiny_prepared, tmp_path):
     run_cli(workdir, *RUN, "train.steps=6", "train.checkpoint_every=2")
     summary = json.loads((workdir / "models/tf_same_even/seed_0/train_summary.json").read_text())
     assert 2 <= summary["resumed_from_step"] < 6
+    assert summary["pretrain"] is None, "a resumed run restores the warm-started weights instead of pretraining again"
     assert_same_weights(weights(trained), weights(workdir))
 
 
@@ -96,6 +100,19 @@ def test_clipping_and_repeat_sampling(trained, tiny_prepared, tmp_path):
     reference, changed = weights(trained), weights(workdir)
     assert reference.keys() == changed.keys()
     assert any(not np.array_equal(reference[name], changed[name]) for name in reference)
+
+
+def test_pretraining_changes_the_backbone(trained, tiny_prepared, tmp_path):
+    workdir = clone_workspace(tiny_prepared, tmp_path / "cold")
+    run_cli(workdir, *RUN, "train.steps=6", "train.pretrain.steps=0")
+    summary = json.loads((workdir / "models/tf_same_even/seed_0/train_summary.json").read_text())
+    assert summary["pretrain"] is None
+    from blindspots.modeling.export import load_model
+
+    warm, _, _ = load_model(trained / "models/tf_same_even/seed_0")
+    cold, _, _ = load_model(workdir / "models/tf_same_even/seed_0")
+    for name in ("Conv2d_0", "Conv2d_11_pointwise"):
+        assert not np.array_equal(warm.get_layer(name).get_weights()[0], cold.get_layer(name).get_weights()[0]), name
 
 
 def test_mirrored_on_two_cpus(tiny_prepared, tmp_path):

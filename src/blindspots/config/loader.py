@@ -173,6 +173,30 @@ def _validate_model(source: str, model: DictConfig, prefix: str = "model") -> No
         ) from error
 
 
+def _validate_pretrain(source: str, config: DictConfig) -> None:
+    pretrain = config.train.pretrain
+    _check_positive(source, "train.pretrain.steps", pretrain.steps, allow_zero=True)
+    for key in ("batch_size", "learning_rate", "crops_per_light"):
+        _check_positive(source, f"train.pretrain.{key}", pretrain[key])
+    _check_positive(source, "train.pretrain.backgrounds_per_image", pretrain.backgrounds_per_image, allow_zero=True)
+    crop = int(pretrain.crop_size)
+    _check_positive(source, "train.pretrain.crop_size", crop)
+    if not 0 <= int(pretrain.jitter) < (crop + 1) // 2:
+        _fail(source, "train.pretrain.jitter", pretrain.jitter, f"0 to {(crop + 1) // 2 - 1}, less than half of train.pretrain.crop_size ({crop})")
+    if int(pretrain.steps) == 0:
+        return
+    for name, variant in config.variants.items():
+        model = resolve_variant(config, str(name)).model
+        shortest = min(int(side) for side in model.input_size)
+        if crop > shortest:
+            _fail(source, "train.pretrain.crop_size", crop, f"at most {shortest}, the shorter input side of variant '{name}'")
+        try:
+            geometry.trace_network((crop, crop), model.padding, model.alignment)
+        except geometry.GeometryError as error:
+            minimum = geometry.minimum_input_side(model.padding, model.alignment)
+            _fail(source, "train.pretrain.crop_size", crop, f"at least {minimum} px for padding '{model.padding}' of variant '{name}' ({error})")
+
+
 def validate(config: DictConfig, source: str = "params") -> None:
     """Check every value the schema types cannot express."""
     _check_choice(source, "data.source", config.data.source, schema.DATA_SOURCES)
@@ -238,6 +262,7 @@ def validate(config: DictConfig, source: str = "params") -> None:
             _fail(source, f"variants.{name}.seeds", [], "a non-empty list of integer seeds")
         if len(set(resolved.seeds)) != len(resolved.seeds):
             _fail(source, f"variants.{name}.seeds", list(resolved.seeds), "distinct integer seeds")
+    _validate_pretrain(source, config)
 
     _check_choice(source, "evaluate.interpolation", config.evaluate.interpolation, schema.INTERPOLATIONS)
     _check_unit(source, "evaluate.iou", config.evaluate.iou)

@@ -156,6 +156,22 @@ class AugmentConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Backbone warm start on light crops before SSD training (training/pretrain.py)."""
+
+    # Classifier steps; 0 turns the warm start off.
+    steps: int = 0
+    batch_size: int = 64
+    learning_rate: float = 3.0e-3
+    # Side of the square crops, in model-input pixels.
+    crop_size: int = 64
+    # Largest shift, in pixels per axis, of a light's centre from its crop's centre.
+    jitter: int = 20
+    crops_per_light: int = 6
+    backgrounds_per_image: int = 3
+
+
+@dataclass
 class TrainConfig:
     steps: int = 1500
     batch_size: int = 16
@@ -186,6 +202,7 @@ class TrainConfig:
     # Batches used to recompute batch-norm statistics after the last step
     # (precise BN). 0 keeps the moving averages of training.
     precise_bn_batches: int = 50
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
 
 @dataclass

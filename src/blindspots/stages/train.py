@@ -99,6 +99,7 @@ def run(config: Any, args: argparse.Namespace) -> None:
                 "train_seconds": result.seconds,
                 "images_per_second": result.images_per_second,
                 "parameters": int(result.model.count_params()),
+                "pretrain": result.pretrain,
             }
             runinfo.write_json(temp / "train_summary.json", summary)
             runinfo.write_run_record(temp, "train", run_config)

@@ -25,7 +25,7 @@ from blindspots.modeling import anchors as anchor_lib
 from blindspots.modeling import mobilenet_v1, ssd
 from blindspots.modeling.losses import DetectionLoss
 from blindspots.modeling.targets import AnchorLabeler
-from blindspots.training import batch_norm, input_pipeline, sampling
+from blindspots.training import batch_norm, input_pipeline, pretrain, sampling
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,9 @@ class TrainResult:
     final_loss: float
     seconds: float
     images_per_second: float
+    # Summary of the crop-classification warm start; None when it did not run
+    # (turned off, or skipped because the run resumed from a checkpoint).
+    pretrain: dict[str, Any] | None = None
 
 
 def config_fingerprint(data: dict[str, Any]) -> str:
@@ -194,7 +197,7 @@ class Trainer:
             return 0
         if not fingerprint_file.is_file() or fingerprint_file.read_text().strip() != self.fingerprint:
             logger.warning(
-                "checkpoints in %s were written under another config, training code or training data; starting from step 0",
+                "checkpoints in %s come from another config, training code or training data, so training starts from step 0",
                 self.checkpoint_dir,
             )
             for path in self.checkpoint_dir.glob("ckpt-*"):
@@ -259,6 +262,7 @@ class Trainer:
             self.restore(records)
         iterator, manager = self._iterator, self._manager
         start_step = int(self.step.numpy())
+        pretrain_summary = self._pretrain(records) if start_step == 0 else None
         total_steps = int(self.train_cfg.steps)
         step_fn = self._train_step_fn()
         writer = tf.summary.create_file_writer(str(summary_dir)) if summary_dir else None
@@ -288,7 +292,22 @@ class Trainer:
         rate = steps_run * int(self.train_cfg.batch_size) / seconds if steps_run and seconds > 0 else 0.0
         final = float(np.mean(losses[-log_every:])) if losses else float("nan")
         logger.info("trained %d steps (from %d) in %.1f s, %.1f images/s, final loss %.4f", steps_run, start_step, seconds, rate, final)
-        return TrainResult(self.model, total_steps, start_step, final, seconds, rate)
+        return TrainResult(self.model, total_steps, start_step, final, seconds, rate, pretrain_summary)
+
+    def _pretrain(self, records: tf.data.Dataset) -> dict[str, Any] | None:
+        """Warm-start the backbone on light crops when `train.pretrain.steps` > 0.
+
+        Runs only before step 1: a resumed run restores weights that already
+        include the warm start. It is seeded like the run, so a run stopped
+        before its first checkpoint repeats it exactly.
+        """
+        pretrain_cfg = self.train_cfg.pretrain
+        if int(pretrain_cfg.steps) == 0:
+            return None
+        # The classifier trains outside the distribution strategy, on one
+        # device; only the copy into the detector touches its variables.
+        result = pretrain.pretrain_backbone(self.model, records, self.model_cfg, pretrain_cfg, self.num_classes, self.seed)
+        return result.to_dict()
 
     def _recalibrate_batch_norm(self, records: tf.data.Dataset) -> None:
         """Recompute batch-norm statistics with the final weights (precise BN).
