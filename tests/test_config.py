@@ -104,6 +104,26 @@ def test_repeat_factor_threshold_above_one(tmp_path):
         load_params(path)
 
 
+def test_class_weight_for_unknown_class(tmp_path):
+    path = write_params(tmp_path, {**BASE, "model": {"class_weights": {"Blue": 2.0}}})
+    with pytest.raises(ConfigError, match="invalid value 'Blue' for 'model.class_weights'. Allowed: a class of prepare.label_map '4class': Off, Green, Yellow, Red"):
+        load_params(path)
+
+
+def test_class_weight_must_be_positive(tmp_path):
+    path = write_params(tmp_path, {**BASE, "model": {"class_weights": {"Yellow": 0.0}}})
+    with pytest.raises(ConfigError, match="invalid value 0.0 for 'model.class_weights.Yellow'. Allowed: a positive, finite number"):
+        load_params(path)
+
+
+def test_class_weights_follow_label_map(tmp_path):
+    path = write_params(tmp_path, {**BASE, "prepare": {"label_map": "1class"}, "model": {"class_weights": {"Yellow": 2.0}}})
+    with pytest.raises(ConfigError, match="'1class': TrafficLight"):
+        load_params(path)
+    path = write_params(tmp_path / "one", {**BASE, "prepare": {"label_map": "1class"}, "model": {"class_weights": {"TrafficLight": 2.0}}})
+    assert load_params(path).model.class_weights == {"TrafficLight": 2.0}
+
+
 @pytest.mark.parametrize("name", ["a/b", "../up", ".hidden", "with space"])
 def test_variant_name_must_be_path_segment(tmp_path, name):
     path = write_params(tmp_path, {"variants": {name: {}}})

@@ -102,6 +102,15 @@ def test_clipping_and_repeat_sampling(trained, tiny_prepared, tmp_path):
     assert any(not np.array_equal(reference[name], changed[name]) for name in reference)
 
 
+def test_class_weights_change_training(trained, tiny_prepared, tmp_path):
+    workdir = clone_workspace(tiny_prepared, tmp_path / "weighted")
+    result = run_cli(workdir, *RUN, "train.steps=6", "model.class_weights.Off=4.0", "model.class_weights.Red=0.5")
+    assert "class weights in the classification loss: Off 4, Green 1, Yellow 1, Red 0.5" in result.stderr
+    reference, changed = weights(trained), weights(workdir)
+    assert reference.keys() == changed.keys()
+    assert any(not np.array_equal(reference[name], changed[name]) for name in reference)
+
+
 def test_pretraining_changes_the_backbone(trained, tiny_prepared, tmp_path):
     workdir = clone_workspace(tiny_prepared, tmp_path / "cold")
     run_cli(workdir, *RUN, "train.steps=6", "train.pretrain.steps=0")

@@ -9,6 +9,7 @@ Every key and value is checked before a stage does any work.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from blindspots.config import schema
+from blindspots.data.bstld import class_names
 from blindspots.modeling import geometry
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -173,6 +175,15 @@ def _validate_model(source: str, model: DictConfig, prefix: str = "model") -> No
         ) from error
 
 
+def _validate_class_weights(source: str, weights: DictConfig, label_map: str) -> None:
+    names = class_names(label_map)
+    for name, weight in weights.items():
+        if name not in names:
+            _fail(source, "model.class_weights", name, f"a class of prepare.label_map '{label_map}': {', '.join(names)}")
+        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
+            _fail(source, f"model.class_weights.{name}", weight, "a positive, finite number")
+
+
 def _validate_pretrain(source: str, config: DictConfig) -> None:
     pretrain = config.train.pretrain
     _check_positive(source, "train.pretrain.steps", pretrain.steps, allow_zero=True)
@@ -230,6 +241,7 @@ def validate(config: DictConfig, source: str = "params") -> None:
     for key in ("match_iou", "nms_iou", "score_threshold"):
         _check_unit(source, f"model.{key}", model[key])
     _check_positive(source, "model.max_detections", model.max_detections)
+    _validate_class_weights(source, model.class_weights, config.prepare.label_map)
 
     train = config.train
     _check_positive(source, "train.steps", train.steps)

@@ -136,6 +136,9 @@ class ModelConfig:
     loss: str = "focal"
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
+    # Class name -> weight of that class's term in the classification loss
+    # at anchors matched to one of its lights. Unlisted classes weigh 1.
+    class_weights: dict[str, float] = field(default_factory=dict)
     # Hard negative mining for the `ssd` loss: negatives per positive.
     negatives_per_positive: float = 3.0
     localization_weight: float = 1.0

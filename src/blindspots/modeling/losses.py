@@ -7,7 +7,7 @@ Both normalise by the number of positive anchors in the batch (at least 1).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import tensorflow as tf
 import tf_keras
@@ -32,11 +32,32 @@ def _hard_negative_mask(per_anchor: tf.Tensor, positive: tf.Tensor, ratio: float
     return tf.cast(ranks < keep[:, tf.newaxis], tf.float32) * (1.0 - positive)
 
 
-class DetectionLoss:
-    """Callable returning (total, {"class": ..., "box": ...}) for one batch."""
+def class_weight_vector(weights: Mapping[str, float], class_names: Sequence[str]) -> list[float]:
+    """Return one weight per class id from `model.class_weights` (name -> weight, default 1).
 
-    def __init__(self, model_cfg: Any) -> None:
+    Raises ValueError on a name that is not in `class_names`.
+    """
+    unknown = sorted(set(weights) - set(class_names))
+    if unknown:
+        raise ValueError(
+            f"model.class_weights names {unknown}, which are not classes of this dataset ({', '.join(class_names)}). "
+            "Remove them or change prepare.label_map."
+        )
+    return [float(weights.get(name, 1.0)) for name in class_names]
+
+
+class DetectionLoss:
+    """Callable returning (total, {"class": ..., "box": ...}) for one batch.
+
+    `class_weights` has one factor per class. It scales that class's
+    classification term at the anchors whose target is that class, which
+    counters the rarity of Off and Yellow lights. The other terms keep
+    weight 1.
+    """
+
+    def __init__(self, model_cfg: Any, class_weights: Sequence[float] | None = None) -> None:
         self.kind = model_cfg.loss
+        self.class_weights = tf.constant(class_weights, tf.float32) if class_weights else None
         self.localization_weight = float(model_cfg.localization_weight)
         self.negatives_per_positive = float(model_cfg.negatives_per_positive)
         self._focal = focal_loss.FocalLoss(
@@ -49,15 +70,21 @@ class DetectionLoss:
         logits = outputs["class_logits"]
         positive = targets["positive"]
         normaliser = tf.maximum(tf.reduce_sum(positive), 1.0)
+        class_targets = targets["class_targets"]
         if self.kind == "focal":
-            class_loss = tf.reduce_sum(self._focal(targets["class_targets"], logits))
+            class_loss = tf.reduce_sum(self._weighted(self._focal(class_targets, logits), class_targets))
         else:
-            per_anchor = tf.reduce_sum(
-                tf.nn.sigmoid_cross_entropy_with_logits(labels=targets["class_targets"], logits=logits), axis=-1
-            )
+            per_element = tf.nn.sigmoid_cross_entropy_with_logits(labels=class_targets, logits=logits)
+            per_anchor = tf.reduce_sum(self._weighted(per_element, class_targets), axis=-1)
             weights = positive + _hard_negative_mask(tf.stop_gradient(per_anchor), positive, self.negatives_per_positive)
             class_loss = tf.reduce_sum(per_anchor * weights)
         box_loss = _box_loss(outputs["box_encodings"], targets["box_targets"], positive)
         class_loss = class_loss / normaliser
         box_loss = self.localization_weight * box_loss / normaliser
         return class_loss + box_loss, {"class": class_loss, "box": box_loss}
+
+    def _weighted(self, per_element: tf.Tensor, class_targets: tf.Tensor) -> tf.Tensor:
+        """Scale the [B, N, C] loss terms whose one-hot target is 1 by their class weight."""
+        if self.class_weights is None:
+            return per_element
+        return per_element * (1.0 + class_targets * (self.class_weights - 1.0))

@@ -78,7 +78,13 @@ def run(config: Any, args: argparse.Namespace) -> None:
         seed_everything(args.seed)
         work = paths.run_dir(args.variant, args.seed) / "train"
         trainer = Trainer(
-            resolved.model, config.train, len(class_names), args.seed, work / "checkpoints", training_fingerprint(run_config, shards)
+            resolved.model,
+            config.train,
+            len(class_names),
+            args.seed,
+            work / "checkpoints",
+            training_fingerprint(run_config, shards),
+            class_names=class_names,
         )
         records = read_dataset(pattern)
         start_step = trainer.restore(records)

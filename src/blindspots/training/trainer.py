@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from blindspots.modeling import anchors as anchor_lib
 from blindspots.modeling import mobilenet_v1, ssd
-from blindspots.modeling.losses import DetectionLoss
+from blindspots.modeling.losses import DetectionLoss, class_weight_vector
 from blindspots.modeling.targets import AnchorLabeler
 from blindspots.training import batch_norm, input_pipeline, pretrain, sampling
 
@@ -115,6 +115,19 @@ def make_optimizer(train_cfg: Any) -> tf_keras.optimizers.Optimizer:
     raise ValueError(f"train.optimizer: unknown optimizer '{name}'")
 
 
+def _loss_class_weights(model_cfg: Any, class_names: Sequence[str], num_classes: int) -> list[float] | None:
+    """Return `model.class_weights` as one weight per class id, or None when none is set."""
+    weights = dict(model_cfg.get("class_weights") or {})
+    if not weights:
+        return None
+    if len(class_names) != num_classes:
+        raise ValueError(f"model.class_weights needs the names of all {num_classes} classes, got {list(class_names)}")
+    vector = class_weight_vector(weights, class_names)
+    logger.info("class weights in the classification loss: %s",
+                ", ".join(f"{name} {weight:g}" for name, weight in zip(class_names, vector)))
+    return vector
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow and make TensorFlow ops deterministic."""
     tf_keras.utils.set_random_seed(seed)
@@ -122,7 +135,11 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    """Train one run. `records` yields decoded examples of the train split."""
+    """Train one run. `records` yields decoded examples of the train split.
+
+    `class_names`, in class id order, maps `model.class_weights` onto ids and
+    is required when that mapping is not empty.
+    """
 
     def __init__(
         self,
@@ -132,6 +149,7 @@ class Trainer:
         seed: int,
         checkpoint_dir: Path,
         fingerprint: str,
+        class_names: Sequence[str] = (),
     ) -> None:
         self.model_cfg = model_cfg
         self.train_cfg = train_cfg
@@ -150,7 +168,7 @@ class Trainer:
                 mobilenet_v1.load_pretrained(self.model, model_cfg.init_weights)
             self.optimizer = make_optimizer(train_cfg)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.loss_fn = DetectionLoss(model_cfg)
+        self.loss_fn = DetectionLoss(model_cfg, _loss_class_weights(model_cfg, class_names, num_classes))
         self._iterator: Any = None
         self._cached_repeat_counts: np.ndarray | None = None
         self._replay_on_resume = False
