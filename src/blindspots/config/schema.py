@@ -169,7 +169,7 @@ class PretrainConfig:
     # Side of the square crops, in model-input pixels.
     crop_size: int = 64
     # Largest shift, in pixels per axis, of a light's centre from its crop's centre.
-    jitter: int = 20
+    jitter: int = 6
     crops_per_light: int = 6
     backgrounds_per_image: int = 3
 
