@@ -116,6 +116,13 @@ def test_class_weight_must_be_positive(tmp_path):
         load_params(path)
 
 
+def test_unquoted_off_class_weight_gets_hint(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("variants: {baseline: {}}\nmodel:\n  class_weights:\n    Off: 8.0\n")
+    with pytest.raises(ConfigError, match=r"'model.class_weights.False'.*quote it, as in \"Off\": 8.0"):
+        load_params(path)
+
+
 def test_class_weights_follow_label_map(tmp_path):
     path = write_params(tmp_path, {**BASE, "prepare": {"label_map": "1class"}, "model": {"class_weights": {"Yellow": 2.0}}})
     with pytest.raises(ConfigError, match="'1class': TrafficLight"):

@@ -104,7 +104,13 @@ def _merge(base: DictConfig, data: Mapping[str, Any], source: str) -> DictConfig
         return OmegaConf.merge(base, data)  # type: ignore[return-value]
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None) or "?"
-        raise ConfigError(f"{source}: invalid value for '{key}': {error.msg if hasattr(error, 'msg') else error}") from error
+        # OmegaConf appends full_key and type lines to its message. The key is already named.
+        detail = next(iter(str(error.msg if hasattr(error, "msg") else error).splitlines()), "")
+        message = f"{source}: invalid value for '{key}': {detail}"
+        if str(key).rsplit(".", 1)[-1] in ("True", "False"):
+            # PyYAML follows YAML 1.1, where bare Off, On, No and Yes are booleans.
+            message += ". A bare Off, On, No or Yes key is read as a boolean: quote it, as in \"Off\": 8.0."
+        raise ConfigError(message) from error
 
 
 def load_params(
