@@ -106,6 +106,7 @@ def make_context(workspace: Workspace, scratch: Path) -> Context:
         scratch=scratch,
         num_classes=len(classes),
         seed=int(workspace.first_run()[1]),
+        class_names=tuple(classes),
     )
 
 

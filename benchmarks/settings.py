@@ -78,3 +78,5 @@ class Context:
     scratch: Path
     num_classes: int
     seed: int = 0
+    # Class names in id order, which `model.class_weights` is keyed by.
+    class_names: tuple[str, ...] = ()

@@ -73,6 +73,7 @@ def make_trainer(context: Context, model_cfg: Any) -> Trainer:
         context.seed,
         context.scratch / "unused-checkpoints",
         "benchmark",
+        class_names=context.class_names,
     )
 
 
