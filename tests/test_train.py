@@ -30,6 +30,11 @@ def assert_same_weights(first, second):
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
 
 
+def assert_some_weights_differ(reference, changed):
+    assert reference.keys() == changed.keys()
+    assert any(not np.array_equal(reference[name], changed[name]) for name in reference)
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_prepared, tmp_path_factory):
     workdir = clone_workspace(tiny_prepared, tmp_path_factory.mktemp("trained") / "ws")
@@ -97,18 +102,14 @@ def test_clipping_and_repeat_sampling(trained, tiny_prepared, tmp_path):
     workdir = clone_workspace(tiny_prepared, tmp_path / "options")
     result = run_cli(workdir, *RUN, "train.steps=6", "train.clip_norm=0.001", "train.repeat_factor_threshold=1.0")
     assert "repeat-factor sampling at threshold 1" in result.stderr
-    reference, changed = weights(trained), weights(workdir)
-    assert reference.keys() == changed.keys()
-    assert any(not np.array_equal(reference[name], changed[name]) for name in reference)
+    assert_some_weights_differ(weights(trained), weights(workdir))
 
 
 def test_class_weights_change_training(trained, tiny_prepared, tmp_path):
     workdir = clone_workspace(tiny_prepared, tmp_path / "weighted")
     result = run_cli(workdir, *RUN, "train.steps=6", "model.class_weights.Off=4.0", "model.class_weights.Red=0.5")
     assert "class weights in the classification loss: Off 4, Green 1, Yellow 1, Red 0.5" in result.stderr
-    reference, changed = weights(trained), weights(workdir)
-    assert reference.keys() == changed.keys()
-    assert any(not np.array_equal(reference[name], changed[name]) for name in reference)
+    assert_some_weights_differ(weights(trained), weights(workdir))
 
 
 def test_pretraining_changes_the_backbone(trained, tiny_prepared, tmp_path):
