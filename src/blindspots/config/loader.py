@@ -202,7 +202,7 @@ def _validate_pretrain(source: str, config: DictConfig) -> None:
         _fail(source, "train.pretrain.jitter", pretrain.jitter, f"0 to {(crop + 1) // 2 - 1}, less than half of train.pretrain.crop_size ({crop})")
     if int(pretrain.steps) == 0:
         return
-    for name, variant in config.variants.items():
+    for name in config.variants:
         model = resolve_variant(config, str(name)).model
         shortest = min(int(side) for side in model.input_size)
         if crop > shortest:
